@@ -1,0 +1,106 @@
+"""streamrun_async: an async-first SDK for the Streamrun live-streaming API.
+
+::
+
+    import streamrun_async as sr
+
+    async with sr.StreamrunClient() as client:
+        request = await client.configurations.launch(cfg_id)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._client import DEFAULT_BASE_URL, StreamrunClient
+from ._exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    ConflictError,
+    InsecureTransportError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    MissingAPIKeyError,
+    NoCapacityError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+    StreamrunError,
+    WaiterError,
+    WaitError,
+    WaitTimeoutError,
+)
+from ._models import (
+    Configuration,
+    Destination,
+    Element,
+    Instance,
+    InstanceRequest,
+    InstanceSettings,
+    InstanceState,
+    Outputs,
+    Overrides,
+)
+from ._retry import RetryEvent, RetryPolicy
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "Configuration",
+    "ConflictError",
+    "Destination",
+    "Element",
+    "InsecureTransportError",
+    "Instance",
+    "InstanceRequest",
+    "InstanceSettings",
+    "InstanceState",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
+    "MissingAPIKeyError",
+    "NoCapacityError",
+    "NotFoundError",
+    "Outputs",
+    "Overrides",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseDecodeError",
+    "RetryEvent",
+    "RetryPolicy",
+    "ServerError",
+    "StreamrunClient",
+    "StreamrunError",
+    "WaitError",
+    "WaitTimeoutError",
+    "WaiterError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The version is read from the installed metadata only when asked for: importlib.metadata
+    # costs import time that most programs never need.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("streamrun-async")
+        except PackageNotFoundError:
+            return "0+unknown"
+    if name == "testing":
+        import importlib
+
+        return importlib.import_module(".testing", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
