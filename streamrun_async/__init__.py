@@ -12,6 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._bulk import (
+    LaunchedInstance,
+    LaunchError,
+    LaunchEvent,
+    LaunchEventKind,
+    LaunchReport,
+    LaunchSpec,
+    Plan,
+)
 from ._client import DEFAULT_BASE_URL, StreamrunClient
 from ._exceptions import (
     APIConnectionError,
@@ -49,6 +58,7 @@ from ._models import (
     Overrides,
 )
 from ._retry import RetryEvent, RetryPolicy
+from ._watch import ChangeKind, InstanceChange, InstanceWatch, PollPolicy, RequestWatch
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -58,6 +68,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ChangeKind",
     "ClientClosedError",
     "Configuration",
     "ConflictError",
@@ -65,18 +76,29 @@ __all__ = [
     "Element",
     "InsecureTransportError",
     "Instance",
+    "InstanceChange",
     "InstanceRequest",
     "InstanceSettings",
     "InstanceState",
+    "InstanceWatch",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
+    "LaunchError",
+    "LaunchEvent",
+    "LaunchEventKind",
+    "LaunchReport",
+    "LaunchSpec",
+    "LaunchedInstance",
     "MissingAPIKeyError",
     "NoCapacityError",
     "NotFoundError",
     "Outputs",
     "Overrides",
     "PermissionDeniedError",
+    "Plan",
+    "PollPolicy",
     "RateLimitError",
+    "RequestWatch",
     "ResponseDecodeError",
     "RetryEvent",
     "RetryPolicy",

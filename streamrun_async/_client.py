@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from functools import cached_property
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 
+from ._bulk import (
+    BulkLaunch,
+    LaunchEvent,
+    LaunchReport,
+    Plan,
+    iterate_launch,
+    normalize_plan,
+)
 from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, MissingAPIKeyError
 from ._http import Transport, check_base_url
+from ._models import Instance, InstanceRequest
 from ._resources import Configurations, Destinations, InstanceRequests, Instances
 from ._retry import RetryPolicy
+from ._watch import Poller, PollPolicy
 
 __all__ = ["DEFAULT_BASE_URL", "StreamrunClient"]
 
 DEFAULT_BASE_URL = "https://streamrun.com"
 API_KEY_ENV = "STREAMRUN_API_KEY"
 _DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+# The poller retries on its next tick, within each wait's deadline, so a failed poll
+# must not hold the shared loop in a retry sleep of its own.
+_POLL_RETRY = RetryPolicy.disabled()
 
 
 def _version() -> str:
@@ -75,12 +89,16 @@ class StreamrunClient:
         timeout: float | timedelta = 30.0,
         allow_insecure: bool = False,
         max_response_bytes: int = _DEFAULT_MAX_RESPONSE_BYTES,
+        poll: PollPolicy | None = None,
     ) -> None:
         key = _check_api_key(api_key)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise InvalidArgumentTypeError("session must be an aiohttp.ClientSession")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgumentTypeError("retry must be a RetryPolicy")
+        if poll is not None and not isinstance(poll, PollPolicy):
+            raise InvalidArgumentTypeError("poll must be a PollPolicy")
+        self._poll_policy = poll or PollPolicy()
         if not isinstance(max_response_bytes, int) or max_response_bytes < 1:
             raise InvalidArgumentError("max_response_bytes must be a positive int")
         self._transport = Transport(
@@ -132,8 +150,100 @@ class StreamrunClient:
         """Destinations to stream to."""
         return Destinations(self, self._transport)
 
+    @cached_property
+    def _poller(self) -> Poller:
+        instances = Instances(self, self._transport, _POLL_RETRY)
+        requests = InstanceRequests(self, self._transport, _POLL_RETRY)
+
+        async def list_instances(configuration_id: str | None) -> list[Instance]:
+            if configuration_id is None:
+                return await instances.list()
+            return await self.configurations.list_instances(configuration_id)
+
+        async def get_request(request_id: str) -> InstanceRequest:
+            return await requests.get(request_id)
+
+        return Poller(self._poll_policy, list_instances, get_request)
+
+    def _bulk(
+        self,
+        plan: Plan,
+        concurrency: int,
+        max_per_request: int,
+        fail_fast: bool,
+        rollback: bool,
+        on_progress: Callable[[LaunchEvent], Any] | None,
+        report: LaunchReport | None,
+    ) -> BulkLaunch:
+        return BulkLaunch(
+            self,
+            normalize_plan(plan),
+            concurrency=concurrency,
+            max_per_request=max_per_request,
+            fail_fast=fail_fast,
+            rollback=rollback,
+            on_progress=on_progress,
+            report=report,
+        )
+
+    async def launch_many(
+        self,
+        plan: Plan,
+        *,
+        concurrency: int = 8,
+        max_per_request: int = 25,
+        wait: bool = False,
+        timeout: float | None = 900.0,
+        fail_fast: bool = False,
+        rollback: bool = False,
+        on_progress: Callable[[LaunchEvent], Any] | None = None,
+        report: LaunchReport | None = None,
+    ) -> LaunchReport:
+        """Launch many instances across configurations, each exactly once.
+
+        ``plan`` maps configuration ids to :class:`InstanceSettings` (names unique in the
+        plan, checked before any request), or is a sequence of :class:`LaunchSpec`.
+        At most ``concurrency`` calls run at once; a configuration's instances go out in
+        POSTs of up to ``max_per_request``. A launch whose answer was lost is reconciled
+        by listing the configuration and relaunching only the names truly missing.
+        Failures are per configuration unless ``fail_fast`` (then :class:`LaunchError`).
+        ``wait=True`` waits for every request to run, through the shared poller, within
+        ``timeout`` seconds for the whole plan. ``rollback=True`` stops what this call
+        launched if it fails or is cancelled. Pass ``report=`` to keep the outcome even
+        when the call is cancelled.
+        """
+        bulk = self._bulk(
+            plan, concurrency, max_per_request, fail_fast, rollback, on_progress, report
+        )
+        return await bulk.run(wait=wait, timeout=timeout)
+
+    def launch_many_iter(
+        self,
+        plan: Plan,
+        *,
+        concurrency: int = 8,
+        max_per_request: int = 25,
+        wait: bool = True,
+        timeout: float | None = 900.0,
+        fail_fast: bool = False,
+        rollback: bool = False,
+        report: LaunchReport | None = None,
+    ) -> AsyncIterator[LaunchEvent]:
+        """``launch_many`` as an async iterator of :class:`LaunchEvent`, for progress UIs.
+
+        Pass ``report=LaunchReport()`` to read the outcome once the iteration ends.
+        Breaking out of the loop cancels the launch (rolling back if ``rollback``).
+        """
+        bulk = self._bulk(plan, concurrency, max_per_request, fail_fast, rollback, None, report)
+        return iterate_launch(bulk, wait=wait, timeout=timeout)
+
     async def aclose(self) -> None:
-        """Close the client (and its own session; never a session you passed in)."""
+        """Close the client (and its own session; never a session you passed in).
+
+        Waiters and watches still running end with ``ClientClosedError``.
+        """
+        if "_poller" in self.__dict__:
+            await self._poller.close()
         await self._transport.aclose()
 
     async def __aenter__(self) -> Self:

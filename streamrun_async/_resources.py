@@ -7,7 +7,7 @@ decode answers; they know nothing of aiohttp.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -19,10 +19,13 @@ from ._models import (
     Instance,
     InstanceRequest,
     InstanceSettings,
+    InstanceState,
     Outputs,
     Overrides,
     check_overrides,
 )
+from ._retry import RetryPolicy
+from ._watch import InstanceWatch, RequestWatch, wait_for_instance, wait_for_request
 
 if TYPE_CHECKING:
     from ._client import StreamrunClient
@@ -38,10 +41,21 @@ __all__ = [
 _LOCATION_PREFIX = "/instance-requests/"
 
 
+def _check_id(request: str | InstanceRequest) -> None:
+    if not isinstance(request, InstanceRequest):
+        path_segment(request, "request_id")
+
+
 class _Resource:
-    def __init__(self, client: StreamrunClient, transport: Transport) -> None:
+    def __init__(
+        self, client: StreamrunClient, transport: Transport, retry: RetryPolicy | None = None
+    ) -> None:
         self._client = client
         self._transport = transport
+        self._retry = retry
+
+    async def _call(self, method: str, segments: list[str], body: Any = None) -> Response:
+        return await self._transport.request(method, segments, json_body=body, retry=self._retry)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
@@ -83,13 +97,13 @@ class Configurations(_Resource):
 
     async def list(self) -> list[Configuration]:
         """All configurations of the account."""
-        response = await self._transport.request("GET", ["configurations"])
+        response = await self._call("GET", ["configurations"])
         return response.list(Configuration, "configurations")
 
     async def get(self, configuration_id: str) -> Configuration:
         """One configuration."""
         segment = path_segment(configuration_id, "configuration_id")
-        response = await self._transport.request("GET", ["configurations", segment])
+        response = await self._call("GET", ["configurations", segment])
         return response.object(Configuration, "configuration")
 
     async def launch(
@@ -104,9 +118,7 @@ class Configurations(_Resource):
         """
         segment = path_segment(configuration_id, "configuration_id")
         body = None if instances is None else launch_body(instances)
-        response = await self._transport.request(
-            "POST", ["configurations", segment, "instances"], json_body=body
-        )
+        response = await self._call("POST", ["configurations", segment, "instances"], body)
         request_id = _request_id_from(response)
         data = response.data
         if isinstance(data, dict) and data:
@@ -128,7 +140,7 @@ class Configurations(_Resource):
     async def list_instances(self, configuration_id: str) -> builtins.list[Instance]:
         """The instances of one configuration."""
         segment = path_segment(configuration_id, "configuration_id")
-        response = await self._transport.request("GET", ["configurations", segment, "instances"])
+        response = await self._call("GET", ["configurations", segment, "instances"])
         return response.list(Instance, "instances")
 
     async def set_outputs(self, configuration_id: str, outputs: Outputs | str) -> None:
@@ -137,14 +149,12 @@ class Configurations(_Resource):
         value = Outputs(outputs) if isinstance(outputs, str) else None
         if value is None or value.is_unknown:
             raise InvalidArgumentError(f"outputs must be Outputs.LIVE or OFFLINE, got {outputs!r}")
-        await self._transport.request(
-            "PUT", ["configurations", segment, "instances"], json_body={"outputs": value.value}
-        )
+        await self._call("PUT", ["configurations", segment, "instances"], {"outputs": value.value})
 
     async def stop_instances(self, configuration_id: str) -> None:
         """Stop the configuration's instances, running or queued."""
         segment = path_segment(configuration_id, "configuration_id")
-        await self._transport.request("DELETE", ["configurations", segment, "instances"])
+        await self._call("DELETE", ["configurations", segment, "instances"])
 
 
 class InstanceRequests(_Resource):
@@ -153,8 +163,43 @@ class InstanceRequests(_Resource):
     async def get(self, request_id: str) -> InstanceRequest:
         """One instance request."""
         segment = path_segment(request_id, "request_id")
-        response = await self._transport.request("GET", ["instance-requests", segment])
+        response = await self._call("GET", ["instance-requests", segment])
         return response.object(InstanceRequest, "instanceRequest")
+
+    async def wait_until_running(
+        self,
+        request: str | InstanceRequest,
+        *,
+        timeout: float = 600.0,
+        failure: Collection[InstanceState] = (),
+    ) -> InstanceRequest:
+        """Wait until the request is RUNNING (every instance has a server); returns it.
+
+        Pass the ``InstanceRequest`` from ``launch`` rather than its id to save a call.
+        Raises ``WaitTimeoutError`` (with the last state seen) after ``timeout`` seconds,
+        and ``WaiterError`` when the request reaches a ``failure`` state or disappears.
+        Every waiter of the client shares one poller.
+        """
+        _check_id(request)
+        return await wait_for_request(
+            self._client._poller,
+            request,
+            success=InstanceState.RUNNING,
+            failure=failure,
+            timeout=timeout,
+        )
+
+    def watch(
+        self, requests: Iterable[str | InstanceRequest], *, timeout: float = 600.0
+    ) -> RequestWatch:
+        """Yield each request when its state changes, until all are RUNNING.
+
+        ``async for request in client.instance_requests.watch(launched): ...``
+        """
+        items = builtins.list(requests)
+        for item in items:
+            _check_id(item)
+        return RequestWatch(self._client._poller, items, timeout)
 
 
 class Instances(_Resource):
@@ -162,43 +207,87 @@ class Instances(_Resource):
 
     async def list(self) -> list[Instance]:
         """All instances of the account."""
-        response = await self._transport.request("GET", ["instances"])
+        response = await self._call("GET", ["instances"])
         return response.list(Instance, "instances")
 
     async def get(self, instance_id: str) -> Instance:
         """One instance."""
         segment = path_segment(instance_id, "instance_id")
-        response = await self._transport.request("GET", ["instances", segment])
+        response = await self._call("GET", ["instances", segment])
         return response.object(Instance, "instance")
+
+    async def wait_for_state(
+        self,
+        instance_id: str,
+        state: InstanceState | Collection[InstanceState] = InstanceState.RUNNING,
+        *,
+        failure: Collection[InstanceState] = (),
+        configuration_id: str | None = None,
+        timeout: float = 300.0,
+    ) -> Instance:
+        """Wait until the instance is in ``state`` (or one of several); returns it.
+
+        Instances are watched through list calls shared by every waiter of the client;
+        give ``configuration_id`` to let the poller list only that configuration.
+        Raises ``WaiterError`` at once if the instance disappears (stopped, or idle-stopped
+        by the service) or reaches a ``failure`` state, ``WaitTimeoutError`` after
+        ``timeout`` seconds, both carrying the last state seen.
+        """
+        path_segment(instance_id, "instance_id")
+        if configuration_id is not None:
+            path_segment(configuration_id, "configuration_id")
+        return await wait_for_instance(
+            self._client._poller,
+            instance_id,
+            state,
+            failure=failure,
+            configuration_id=configuration_id,
+            timeout=timeout,
+        )
+
+    def watch(
+        self, configuration_ids: Iterable[str] | None = None, *, resume: str | None = None
+    ) -> InstanceWatch:
+        """An async iterator of instance changes (ADDED, CHANGED, REMOVED).
+
+        ``configuration_ids=None`` watches the whole account. ``watch.token`` resumes it in
+        another process: ``client.instances.watch(resume=token)``.
+        """
+        configs = None
+        if configuration_ids is not None:
+            if isinstance(configuration_ids, str):
+                raise InvalidArgumentTypeError("configuration_ids must be a list of ids")
+            configs = builtins.list(configuration_ids)
+            for configuration_id in configs:
+                path_segment(configuration_id, "configuration_id")
+        return InstanceWatch(self._client._poller, configs, resume)
 
     async def stop(self, instance_id: str) -> None:
         """Stop one instance (a queued one is cancelled)."""
         segment = path_segment(instance_id, "instance_id")
-        await self._transport.request("DELETE", ["instances", segment])
+        await self._call("DELETE", ["instances", segment])
 
     async def stop_all(self) -> None:
         """Stop every instance of the account."""
-        await self._transport.request("DELETE", ["instances"])
+        await self._call("DELETE", ["instances"])
 
     async def restart(self, instance_id: str) -> Instance | None:
         """Restart one instance; returns it as the API reports it, if the answer has it."""
         segment = path_segment(instance_id, "instance_id")
-        response = await self._transport.request("POST", ["instances", segment, "restart"])
+        response = await self._call("POST", ["instances", segment, "restart"])
         return response.object(Instance, "instance") if response.data else None
 
     async def get_overrides(self, instance_id: str) -> Overrides:
         """The instance's overrides: element id -> settings."""
         segment = path_segment(instance_id, "instance_id")
-        response = await self._transport.request("GET", ["instances", segment, "overrides"])
+        response = await self._call("GET", ["instances", segment, "overrides"])
         return response.overrides()
 
     async def update_overrides(self, instance_id: str, overrides: Overrides) -> Overrides:
         """Merge ``overrides`` into the instance's, per element; returns the result."""
         segment = path_segment(instance_id, "instance_id")
         body = check_overrides(overrides)
-        response = await self._transport.request(
-            "PATCH", ["instances", segment, "overrides"], json_body=body
-        )
+        response = await self._call("PATCH", ["instances", segment, "overrides"], body)
         return response.overrides()
 
 
@@ -207,5 +296,5 @@ class Destinations(_Resource):
 
     async def list(self) -> list[Destination]:
         """All destinations of the account."""
-        response = await self._transport.request("GET", ["destinations"])
+        response = await self._call("GET", ["destinations"])
         return response.list(Destination, "destinations")
