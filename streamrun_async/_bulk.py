@@ -47,12 +47,16 @@ __all__ = [
 _CLEANUP_SECONDS = 30.0
 
 
+def _settings_tuple(items: Iterable[InstanceSettings]) -> tuple[InstanceSettings, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class LaunchSpec:
     """The instances to launch for one configuration."""
 
     configuration_id: str
-    instances: tuple[InstanceSettings, ...] = attrs.field(converter=tuple)
+    instances: tuple[InstanceSettings, ...] = attrs.field(converter=_settings_tuple)
 
 
 Plan = Mapping[str, Sequence[InstanceSettings]] | Iterable[LaunchSpec]
@@ -152,7 +156,7 @@ def normalize_plan(plan: Plan) -> list[LaunchSpec]:
     """Check a plan before anything is sent: types, ids, and names unique in the plan."""
     if isinstance(plan, Mapping):
         mapping: Mapping[str, Sequence[InstanceSettings]] = plan
-        specs = [LaunchSpec(cfg, tuple(items)) for cfg, items in mapping.items()]
+        specs = [LaunchSpec(cfg, items) for cfg, items in mapping.items()]
     elif isinstance(plan, (str, bytes)) or not isinstance(plan, Iterable):
         raise InvalidArgumentTypeError("plan must be a mapping or a sequence of LaunchSpec")
     else:
