@@ -288,6 +288,9 @@ class Poller:
         self._instance_subs: set[_InstanceSub] = set()
         self._request_subs: defaultdict[str, set[_RequestSub]] = defaultdict(set)
         self._requests: dict[str, InstanceRequest] = {}
+        # Instances ever listed for each watched request: if all of them vanish, the
+        # request can never run, and its waiters are told at once.
+        self._members_seen: defaultdict[str, set[str]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._interval = policy.min_interval
@@ -341,6 +344,7 @@ class Poller:
             if not subs:
                 del self._request_subs[sub.request_id]
                 self._requests.pop(sub.request_id, None)
+                self._members_seen.pop(sub.request_id, None)
         self._maybe_stop()
 
     def _maybe_stop(self) -> None:
@@ -461,8 +465,15 @@ class Poller:
             for inst in snapshot.values():
                 if inst.request_id is not None:
                     members[inst.request_id].append(inst)
+        for rid in self._request_subs:
+            self._members_seen[rid].update(m.id for m in members.get(rid, ()))
         due = [rid for rid in self._request_subs if self._needs_fetch(rid, members.get(rid))]
-        results = await asyncio.gather(*(self._fetch_request(rid) for rid in due))
+        results = await asyncio.gather(
+            *(
+                self._fetch_request(rid, vanished=snapshot is not None and rid not in members)
+                for rid in due
+            )
+        )
         changed = False
         slow: float | None = None
         for result, delay in results:
@@ -478,7 +489,7 @@ class Poller:
         expected = known.number_of_instances or len(known.instance_ids) or len(members)
         return len(members) >= expected and all(m.state is InstanceState.RUNNING for m in members)
 
-    async def _fetch_request(self, request_id: str) -> tuple[bool, float | None]:
+    async def _fetch_request(self, request_id: str, *, vanished: bool) -> tuple[bool, float | None]:
         subs = self._request_subs.get(request_id)
         if not subs:
             return False, None
@@ -507,6 +518,20 @@ class Poller:
             return False, delay
         previous = self._requests.get(request_id)
         self._requests[request_id] = request
+        if (
+            vanished
+            and self._members_seen[request_id]
+            and request.state not in {state for sub in subs for state in sub.success}
+        ):
+            self._end_request(
+                request_id,
+                WaiterError(
+                    f"every instance of request {request_id} was stopped; "
+                    f"it can no longer reach RUNNING (last state {request.state})",
+                    last_seen=request,
+                ),
+            )
+            return True, None
         if previous is not None and previous.state == request.state:
             return False, None
         for sub in list(subs):
@@ -521,6 +546,7 @@ class Poller:
             if error is not None:
                 sub.fail(error)
         self._requests.pop(request_id, None)
+        self._members_seen.pop(request_id, None)
 
 
 def _states(
