@@ -117,13 +117,13 @@ class Account:
         self._id_rng = random.Random(f"{seed}:ids")
         self._boot_rng = random.Random(f"{seed}:boot")
         self.configurations: dict[str, ConfigurationSeed] = {}
-        for seed_cfg in configurations:
-            cfg = replace(seed_cfg, id=seed_cfg.id or self._new_id("cfg"))
-            self._add_unique(self.configurations, cfg.id, cfg)
+        for cfg in configurations:
+            cfg_id = cfg.id or self._new_id("cfg")
+            self._add_unique(self.configurations, cfg_id, replace(cfg, id=cfg_id))
         self.destinations: dict[str, DestinationSeed] = {}
-        for seed_dst in destinations:
-            dst = replace(seed_dst, id=seed_dst.id or self._new_id("dst"))
-            self._add_unique(self.destinations, dst.id, dst)
+        for dst in destinations:
+            dst_id = dst.id or self._new_id("dst")
+            self._add_unique(self.destinations, dst_id, replace(dst, id=dst_id))
         self._time = clock.now()
         self._events: list[_Event] = []
         self._seq = itertools.count()
