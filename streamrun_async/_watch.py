@@ -751,6 +751,7 @@ class RequestWatch:
         self._pending: set[str] = set()
         self._latest: dict[str, InstanceRequest] = {}
         self._deadline = 0.0
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def __aiter__(self) -> Self:
         return self
@@ -768,6 +769,8 @@ class RequestWatch:
             sub = _RequestSub(request_id, running, frozenset(), queue=queue)
             self._subs.append(sub)
             self._poller.add_request_sub(sub, item if isinstance(item, InstanceRequest) else None)
+        # Like InstanceWatch: abandoning the iterator withdraws its interest when collected.
+        self._finalizer = weakref.finalize(self, _discard_request_subs, self._poller, self._subs)
         return queue
 
     async def __anext__(self) -> InstanceRequest:
@@ -799,6 +802,11 @@ class RequestWatch:
     async def aclose(self) -> None:
         """Stop watching and leave the poller."""
         self._pending.clear()
-        for sub in self._subs:
-            self._poller.discard_request_sub(sub)
-        self._subs.clear()
+        if self._finalizer is not None:
+            self._finalizer()
+
+
+def _discard_request_subs(poller: Poller, subs: list[_RequestSub]) -> None:
+    for sub in subs:
+        poller.discard_request_sub(sub)
+    subs.clear()

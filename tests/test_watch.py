@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -361,3 +362,13 @@ async def test_bad_arguments_are_refused_before_any_call(
     with pytest.raises(sr.InvalidArgumentTypeError):
         client.instances.watch("cfg-1")  # type: ignore[arg-type]
     assert emu.stats.total == 0
+
+
+async def test_abandoned_request_watch_leaves_the_poller(
+    emu: Emulator, client: sr.StreamrunClient
+) -> None:
+    request = await client.configurations.launch(emu.configuration_ids[0], settings("a"))
+    async for _req in client.instance_requests.watch([request]):
+        break
+    gc.collect()
+    await until(lambda: not client._poller.active)
