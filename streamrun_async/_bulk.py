@@ -383,7 +383,11 @@ class BulkLaunch:
             return
         for inst in listed:
             item = self.report.launched.get(inst.name or "")
-            if item is not None and (item.instance_id in (None, inst.id)):
+            if (
+                item is not None
+                and item.configuration_id == inst.configuration_id
+                and item.instance_id in (None, inst.id)
+            ):
                 item.instance_id = inst.id
                 item.state = inst.state
 

@@ -365,6 +365,15 @@ class Transport:
     def _redact(self, raw: bytes) -> str:
         return raw.decode("utf-8", "replace").replace(self._api_key, _REDACTED)
 
+    def _redact_json(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(self._api_key, _REDACTED)
+        if isinstance(value, list):
+            return [self._redact_json(item) for item in value]
+        if isinstance(value, dict):
+            return {self._redact_json(k): self._redact_json(v) for k, v in value.items()}
+        return value
+
     def _parse_json(self, raw: bytes, method: str, path: str, status: int) -> Any:
         if not raw.strip():
             return None
@@ -390,11 +399,14 @@ class Transport:
         headers: CIMultiDictProxy[str],
         request_id: str | None,
     ) -> APIStatusError:
-        text = self._redact(raw)
+        text = raw.decode("utf-8", "replace")
         try:
-            data: Any = json.loads(text) if text.strip() else None
-        except ValueError:
+            # Parsed before redacting: JSON escapes ("\\/", "\\u0073") hide an echoed key
+            # from a text search, and json.loads would turn them back into the key.
+            data: Any = self._redact_json(json.loads(text)) if text.strip() else None
+        except (ValueError, RecursionError):
             data = None
+        text = text.replace(self._api_key, _REDACTED)
         message = _error_message(data, text)
         cls = _STATUS_ERRORS.get(status)
         if cls is None:

@@ -122,9 +122,16 @@ class Configurations(_Resource):
         request_id = _request_id_from(response)
         data = response.data
         if isinstance(data, dict) and data:
-            request = response.object(InstanceRequest, "instanceRequest")
-            if request_id is None or request_id == request.id:
-                return request
+            try:
+                request = response.object(InstanceRequest, "instanceRequest")
+            except ResponseDecodeError:
+                # The launch was accepted: a body without a request (a bare message)
+                # must not hide the id the Location header gives.
+                if request_id is None:
+                    raise
+            else:
+                if request_id is None or request_id == request.id:
+                    return request
         if request_id is None:
             raise ResponseDecodeError(
                 f"POST {response.url}: the launch was accepted but the answer names no "

@@ -29,7 +29,7 @@ __all__ = ["RetryEvent", "RetryPolicy"]
 _T = TypeVar("_T")
 _log = logging.getLogger("streamrun_async")
 
-_IDEMPOTENT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_IDEMPOTENT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # A server answering 429 or 503 refused the request before acting on it.
 _NOT_ACTED_STATUSES = frozenset({429, 503})
 
@@ -243,8 +243,11 @@ async def _retry(
         if policy.on_retry is not None:
             policy.on_retry(event)
 
-    async def sleep(seconds: float) -> None:
-        await asyncio.sleep(0 if policy.testing else seconds)
+    async def sleep(_seconds: float) -> None:
+        # tenacity computes its wait before calling stop, and plan() (run by stop) sets
+        # this retry's wait: tenacity's argument is the previous retry's wait. Sleep ours,
+        # the one before_sleep just reported.
+        await asyncio.sleep(0 if policy.testing else call.next_wait)
 
     retrying = _tenacity.AsyncRetrying(
         retry=_tenacity.retry_if_exception_type(APIError),
