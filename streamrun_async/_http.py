@@ -275,6 +275,8 @@ class Transport:
                 timeout=aiohttp.ClientTimeout(total=seconds),
                 # A redirect could carry the key to another host: never follow one.
                 allow_redirects=False,
+                # Statuses are ours to map, whatever the caller's session says.
+                raise_for_status=False,
             ) as resp:
                 raw = await self._read_capped(resp, method, path)
                 status = resp.status
@@ -379,7 +381,7 @@ class Transport:
             return None
         try:
             return json_loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # stdlib json recurses on nesting
             text = self._redact(raw)
             raise ResponseDecodeError(
                 f"{method} {path}: the answer is not JSON: {body_preview(text)}",

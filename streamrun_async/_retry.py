@@ -29,7 +29,7 @@ __all__ = ["RetryEvent", "RetryPolicy"]
 _T = TypeVar("_T")
 _log = logging.getLogger("streamrun_async")
 
-_IDEMPOTENT_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_IDEMPOTENT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # A server answering 429 or 503 refused the request before acting on it.
 _NOT_ACTED_STATUSES = frozenset({429, 503})
 

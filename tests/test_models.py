@@ -1,0 +1,269 @@
+"""Models, open enums, decoding and id quoting, without any HTTP."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+from urllib.parse import unquote
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import streamrun_async as sr
+from streamrun_async._converter import (
+    DecodeFailure,
+    decode_list,
+    decode_object,
+    decode_overrides,
+    make_converter,
+)
+from streamrun_async._http import path_segment
+
+# --- open enums ------------------------------------------------------------------------------
+
+
+def test_known_states() -> None:
+    for name in ("QUEUED", "RUNNING", "PREVIEW"):
+        state = sr.InstanceState(name)
+        assert state is sr.InstanceState[name]
+        assert not state.is_unknown
+        assert str(state) == name
+    assert {sr.Outputs.LIVE.value, sr.Outputs.OFFLINE.value} == {"LIVE", "OFFLINE"}
+
+
+def test_unknown_state_keeps_its_text() -> None:
+    state = sr.InstanceState("HIBERNATING")
+    assert state.is_unknown
+    assert str(state) == "HIBERNATING"
+    assert state.value == "HIBERNATING"
+    assert state == "HIBERNATING"
+    assert f"{state}" == "HIBERNATING"
+    assert state.name == "UNKNOWN"
+    assert "HIBERNATING" in repr(state)
+    assert state is sr.InstanceState("HIBERNATING")
+    assert state != sr.InstanceState("MIGRATING")
+    assert hash(state) == hash("HIBERNATING")
+    assert sr.InstanceState.UNKNOWN.is_unknown
+    # The known members are untouched by unknown text.
+    assert list(sr.InstanceState).count(sr.InstanceState.RUNNING) == 1
+    assert "HIBERNATING" not in [m.value for m in sr.InstanceState]
+
+
+@given(st.text(min_size=1))
+def test_any_state_text_decodes_and_round_trips(text: str) -> None:
+    state = sr.InstanceState(text)
+    assert str(state) == text
+    assert state is sr.InstanceState(text)
+    assert state.is_unknown == (text not in {"QUEUED", "STARTING", "RUNNING", "PREVIEW"})
+
+
+def test_state_survives_pickle() -> None:
+    assert pickle.loads(pickle.dumps(sr.InstanceState.RUNNING)) is sr.InstanceState.RUNNING
+
+
+@pytest.mark.parametrize("value", [None, 3, b"RUNNING"])
+def test_non_text_state_is_refused(value: Any) -> None:
+    with pytest.raises(ValueError, match="not a valid InstanceState"):
+        sr.InstanceState(value)
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+def test_models_are_frozen_with_optional_fields_defaulting_to_none() -> None:
+    instance = sr.Instance(id="i", state=sr.InstanceState.RUNNING)
+    assert instance.configuration_id is None
+    assert instance.name is None
+    assert instance.outputs is None
+    assert instance.created_at is None
+    assert instance.raw == {}
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        instance.id = "j"  # type: ignore[misc]
+    assert sr.Destination(id="d").name is None
+    assert sr.InstanceRequest(id="r").state is sr.InstanceState.QUEUED
+    assert sr.Configuration(id="c").elements == ()
+
+
+def test_raw_is_not_part_of_equality_or_repr() -> None:
+    converter = make_converter()
+    a = converter.structure({"id": "d", "name": "n", "extra": 1}, sr.Destination)
+    b = converter.structure({"id": "d", "name": "n", "extra": 2}, sr.Destination)
+    assert a == b
+    assert a.raw != b.raw
+    assert "extra" not in repr(a)
+
+
+def test_instance_settings() -> None:
+    settings = sr.InstanceSettings(name="cam-1", overrides={"htmloverlay-1": {"url": "u"}})
+    assert settings.to_json() == {"name": "cam-1", "overrides": {"htmloverlay-1": {"url": "u"}}}
+    assert sr.InstanceSettings(name="cam-2").to_json() == {"name": "cam-2", "overrides": {}}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"name": ""}, sr.InvalidArgumentError),
+        ({"name": "   "}, sr.InvalidArgumentError),
+        ({"name": None}, sr.InvalidArgumentTypeError),
+        ({"name": 3}, sr.InvalidArgumentTypeError),
+        ({"name": "a", "overrides": {"x": 1}}, sr.InvalidArgumentTypeError),
+        ({"name": "a", "overrides": {"x": {"y": {1, 2}}}}, sr.InvalidArgumentTypeError),
+        ({"name": "a", "overrides": {"x": {"y": float("nan")}}}, sr.InvalidArgumentTypeError),
+        ({"name": "a", "overrides": [("x", {})]}, sr.InvalidArgumentTypeError),
+    ],
+)
+def test_instance_settings_refuse_bad_input(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        sr.InstanceSettings(**kwargs)
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def test_decode_object_bare_and_enveloped() -> None:
+    bare = {"id": "r", "state": "RUNNING", "future": [1]}
+    for data in (bare, {"instanceRequest": bare}, {"request": bare}):
+        request = decode_object(data, sr.InstanceRequest, "instanceRequest")
+        assert request.id == "r"
+        assert request.state is sr.InstanceState.RUNNING
+        assert request.raw == bare
+
+
+def test_decode_object_envelope_with_extra_keys() -> None:
+    inner = {"id": "c", "name": "n"}
+    config = decode_object({"configuration": inner, "meta": {}}, sr.Configuration, "configuration")
+    assert config.raw == inner
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, [], "c", 5, {}, {"a": {"id": "x"}, "b": {"id": "y"}}, {"configuration": "c"}],
+)
+def test_decode_object_wrong_shapes(data: Any) -> None:
+    with pytest.raises(DecodeFailure):
+        decode_object(data, sr.Configuration, "configuration")
+
+
+def test_decode_list_bare_and_enveloped() -> None:
+    items = [{"id": "d1"}, {"id": "d2", "name": "YouTube"}]
+    for data in (items, {"destinations": items}, {"items": items}, {"destinations": items, "n": 2}):
+        assert [d.id for d in decode_list(data, sr.Destination, "destinations")] == ["d1", "d2"]
+
+
+@pytest.mark.parametrize(
+    "data", [None, {}, {"id": "d"}, {"a": [], "b": []}, "x", [1], [{"name": "no id"}]]
+)
+def test_decode_list_wrong_shapes(data: Any) -> None:
+    with pytest.raises(DecodeFailure):
+        decode_list(data, sr.Destination, "destinations")
+
+
+def test_decode_overrides() -> None:
+    inner = {"switch-1": {"input": "x"}}
+    assert decode_overrides(inner) == inner
+    assert decode_overrides({"overrides": inner}) == inner
+    assert decode_overrides({}) == {}
+    for bad in (None, [], {"switch-1": 1}, {"overrides": []}):
+        with pytest.raises(DecodeFailure):
+            decode_overrides(bad)
+
+
+def test_camel_case_fields_decode_to_snake_case() -> None:
+    request = decode_object(
+        {
+            "id": "r",
+            "configurationId": "c",
+            "instanceIds": ["a"],
+            "numberOfInstances": 1,
+            "createdAt": "2026-05-01T10:00:00+02:00",
+        },
+        sr.InstanceRequest,
+        "instanceRequest",
+    )
+    assert request.configuration_id == "c"
+    assert request.instance_ids == ("a",)
+    assert request.number_of_instances == 1
+    assert request.created_at is not None
+    assert request.created_at.utcoffset() is not None
+
+
+def test_converters_are_independent() -> None:
+    a, b = make_converter(), make_converter()
+    assert a is not b
+    b.register_structure_hook(sr.Destination, lambda d, t: sr.Destination(id="patched"))
+    assert a.structure({"id": "d"}, sr.Destination).id == "d"
+
+
+# --- id quoting --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("inst-1", "inst-1"),
+        ("a/b", "a%2Fb"),
+        (".", "%2E"),
+        ("..", "%2E%2E"),
+        ("?x", "%3Fx"),
+        ("#y", "%23y"),
+        ("a b", "a%20b"),
+        ("é", "%C3%A9"),
+        ("%2F", "%252F"),
+        ("a.b", "a.b"),
+    ],
+)
+def test_path_segment_quotes_one_segment(value: str, quoted: str) -> None:
+    assert path_segment(value, "id") == quoted
+
+
+@given(st.text(min_size=1))
+def test_path_segment_is_always_exactly_one_safe_segment(value: str) -> None:
+    segment = path_segment(value, "id")
+    assert unquote(segment) == value
+    assert not set(segment) & set("/?#\\ ")
+    assert segment.strip(".") != ""  # never "." or "..", which servers resolve
+    assert segment.isascii()
+
+
+@pytest.mark.parametrize(("value", "error"), [("", ValueError), (None, TypeError), (1, TypeError)])
+def test_path_segment_refuses_non_ids(value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error) as info:
+        path_segment(value, "instance_id")
+    assert isinstance(info.value, sr.StreamrunError)
+    assert "instance_id" in str(info.value)
+
+
+# --- the public surface ------------------------------------------------------------------------
+
+
+def test_error_tree() -> None:
+    assert issubclass(sr.APITimeoutError, sr.APIConnectionError)
+    assert issubclass(sr.APITimeoutError, TimeoutError)
+    assert issubclass(sr.NoCapacityError, sr.BadRequestError)
+    for cls in (
+        sr.BadRequestError,
+        sr.AuthenticationError,
+        sr.PermissionDeniedError,
+        sr.NotFoundError,
+        sr.ConflictError,
+        sr.RateLimitError,
+        sr.ServerError,
+    ):
+        assert issubclass(cls, sr.APIStatusError)
+    for cls in (sr.APIConnectionError, sr.APIStatusError, sr.ResponseDecodeError):
+        assert issubclass(cls, sr.APIError)
+    assert issubclass(sr.APIError, sr.StreamrunError)
+    assert issubclass(sr.InvalidArgumentError, ValueError)
+    assert issubclass(sr.InvalidArgumentTypeError, TypeError)
+    assert issubclass(sr.MissingAPIKeyError, sr.InvalidArgumentError)
+    assert issubclass(sr.InsecureTransportError, sr.InvalidArgumentError)
+    assert issubclass(sr.ClientClosedError, RuntimeError)
+
+
+def test_public_names_are_exported() -> None:
+    for name in sr.__all__:
+        assert getattr(sr, name) is not None
+    assert "tenacity" not in repr(vars(sr.RetryPolicy))
+    assert isinstance(sr.__version__, str)
