@@ -1,22 +1,28 @@
-"""JSON in and out: the one cattrs converter, camelCase names, envelopes, unknown values.
+"""JSON in and out: the cattrs converter, camelCase names, envelopes, unknown values.
 
 This is the only module that knows the API's JSON field names. Decoding is tolerant where
 the API may grow (unknown keys kept in ``raw``, unknown enum text kept) and strict where a
-value would be wrong (an id that is not a string): such answers raise ``DecodeFailure``,
-which the transport turns into ``ResponseDecodeError`` with the body attached.
+value would be wrong (an id that is not a string, a count that is not an integer): such
+answers raise ``DecodeFailure``, which the transport turns into ``ResponseDecodeError``.
+
+Each model's structure hook is generated once from its attrs fields, as straight-line
+code that checks each value's type and fills the frozen model's slots directly. It is
+registered on a cattrs converter like any hook, so users can replace or extend it; it is
+about three times faster than cattrs' generic generated hooks, which matters when a
+poller decodes ten thousand instances a tick.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, override
 
 from ._models import (
     Configuration,
@@ -29,7 +35,10 @@ from ._models import (
     Overrides,
 )
 
-try:  # orjson is optional: about twice as fast as json when it is installed.
+if TYPE_CHECKING:
+    import cattrs
+
+try:  # orjson is optional: faster than json when it is installed.
     import orjson as _orjson
 
     json_loads: Callable[[bytes], Any] = _orjson.loads
@@ -50,6 +59,7 @@ _M = TypeVar("_M")
 _CAMEL = re.compile(r"_([a-z])")
 
 MODELS: tuple[type[Any], ...] = (Element, Configuration, Instance, InstanceRequest, Destination)
+_OVERRIDES_TYPES = (Overrides, Mapping[str, Mapping[str, Any]])
 
 
 class DecodeFailure(ValueError):
@@ -60,74 +70,151 @@ def _camel(name: str) -> str:
     return _CAMEL.sub(lambda m: m.group(1).upper(), name)
 
 
-def _strict_str(value: object, _: object) -> str:
-    if not isinstance(value, str):
-        raise DecodeFailure(f"expected a string, got {type(value).__name__}")
+def _wrong(key: str, expected: str, value: object) -> DecodeFailure:
+    return DecodeFailure(f"{key!r} must be {expected}, got {type(value).__name__}")
+
+
+def _str_tuple(key: str, value: object) -> tuple[str, ...]:
+    if value.__class__ is not list or not all(v.__class__ is str for v in value):
+        raise _wrong(key, "an array of strings", value)
+    return tuple(value)
+
+
+def _overrides(key: str, value: object) -> Overrides:
+    if value.__class__ is not dict:
+        raise _wrong(key, "an object of objects", value)
+    for settings in value.values():
+        if settings.__class__ is not dict:
+            raise _wrong(key, "an object of objects", value)
     return value
 
 
-def _datetime(value: object, _: object) -> datetime:
-    if not isinstance(value, str):
-        raise DecodeFailure(f"expected an ISO 8601 timestamp, got {type(value).__name__}")
-    return datetime.fromisoformat(value)
+def _check(key: str, kind: str, expected: str) -> list[str]:
+    return [
+        f"        if v.__class__ is not {kind}:",
+        f"            raise _wrong({key!r}, {expected!r}, v)",
+    ]
 
 
-def _overrides(value: object, _: object) -> Overrides:
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise DecodeFailure("overrides must be an object of objects")
-    return value
+def _field_code(
+    converter: cattrs.Converter, n: int, key: str, field_type: Any, namespace: dict[str, Any]
+) -> list[str]:
+    """Generated lines that check (and convert) one present, non-null JSON value ``v``."""
+    if field_type is str:
+        return _check(key, "str", "a string")
+    if field_type is int:
+        # int() would take "5", 2.7 and true: a count must arrive as a JSON integer.
+        return _check(key, "int", "an integer")
+    if field_type is datetime:
+        return [*_check(key, "str", "an ISO 8601 timestamp"), "        v = _fromiso(v)"]
+    if field_type in (InstanceState, Outputs):
+        namespace[f"_known{n}"] = field_type._value2member_map_
+        namespace[f"_enum{n}"] = field_type
+        # A dict lookup first: calling the enum class costs ten times as much.
+        return [*_check(key, "str", "a string"), f"        v = _known{n}.get(v) or _enum{n}(v)"]
+    if field_type == tuple[str, ...]:
+        namespace[f"_conv{n}"] = _str_tuple
+    elif field_type in _OVERRIDES_TYPES:
+        namespace[f"_conv{n}"] = _overrides
+    elif typing.get_origin(field_type) is tuple and typing.get_args(field_type)[1:] == (...,):
+        item_type = typing.get_args(field_type)[0]
+        item_hook = converter.get_structure_hook(item_type)
+
+        def items(key: str, value: object) -> tuple[Any, ...]:
+            if value.__class__ is not list:
+                raise _wrong(key, "an array", value)
+            return tuple(item_hook(item, item_type) for item in value)
+
+        namespace[f"_conv{n}"] = items
+    else:
+        raise TypeError(f"no JSON structurer for {field_type!r}")
+    return [f"        v = _conv{n}({key!r}, v)"]
+
+
+def make_model_hook(converter: cattrs.Converter, model: type[_M]) -> Callable[[Any, Any], _M]:
+    """Generate the structure hook of one model (``raw`` keeps the whole object)."""
+    hints = typing.get_type_hints(model)
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_model": model,
+        "_wrong": _wrong,
+        "_failure": DecodeFailure,
+        "_absent": object(),
+        "_name": model.__name__,
+        "_set_raw": vars(model)["raw"].__set__,
+        "_fromiso": datetime.fromisoformat,
+    }
+    lines = [
+        "def structure(d, _cls):",
+        "    if d.__class__ is not dict:",
+        "        raise _wrong(_name, 'a JSON object', d)",
+        "    o = _new(_model)",
+    ]
+    fields = attrs.fields(typing.cast("type[attrs.AttrsInstance]", model))
+    for n, field in enumerate(f for f in fields if f.init):
+        key = _camel(field.name)
+        field_type = hints[field.name]
+        optional = type(None) in typing.get_args(field_type)
+        if optional:
+            field_type = next(a for a in typing.get_args(field_type) if a is not type(None))
+        required = field.default is attrs.NOTHING
+        namespace[f"_set{n}"] = vars(model)[field.name].__set__
+        namespace[f"_default{n}"] = None if required else field.default
+        lines += [f"    v = d.get({key!r}, _absent)", "    if v is _absent:"]
+        if required:
+            namespace[f"_msg{n}"] = f"cannot decode {model.__name__}: missing field {key!r}"
+            lines.append(f"        raise _failure(_msg{n})")
+        else:
+            lines.append(f"        v = _default{n}")
+        if optional:
+            lines += ["    elif v is None:", "        pass"]
+        lines.append("    else:")
+        lines += _field_code(converter, n, key, field_type, namespace)
+        lines.append(f"    _set{n}(o, v)")
+    lines += ["    _set_raw(o, d)", "    return o"]
+    exec("\n".join(lines), namespace)
+    hook: Callable[[Any, Any], _M] = namespace["structure"]
+    return hook
 
 
 def configure_converter(converter: cattrs.Converter) -> None:
-    """Teach ``converter`` the API's models: camelCase keys, strict ids, open enums.
+    """Register the API models' structure hooks on ``converter``.
 
     Split from :func:`make_converter` so that users and tests can extend a converter.
     """
-    converter.register_structure_hook(str, _strict_str)
-    converter.register_structure_hook(datetime, _datetime)
-    for enum_type in (InstanceState, Outputs):
-        converter.register_structure_hook(enum_type, lambda v, t: t(_strict_str(v, t)))
-    converter.register_structure_hook_func(
-        lambda t: t == Overrides or t == Mapping[str, Mapping[str, Any]], _overrides
-    )
     for model in MODELS:
-        renames: dict[str, Any] = {
-            f.name: override(rename=_camel(f.name)) for f in attrs.fields(model) if f.init
-        }
-        structure = make_dict_structure_fn(model, converter, **renames)
-        converter.register_structure_hook(model, _keep_raw(structure))
-
-
-def _keep_raw(structure: Callable[[Any, Any], _M]) -> Callable[[Any, Any], _M]:
-    def hook(data: Any, cls: Any) -> _M:
-        if not isinstance(data, dict):
-            raise DecodeFailure(f"expected a JSON object, got {type(data).__name__}")
-        model = structure(data, cls)
-        # raw is init=False on the frozen models: set once here, so no field is ever lost.
-        object.__setattr__(model, "raw", data)
-        return model
-
-    return hook
+        converter.register_structure_hook(model, make_model_hook(converter, model))
 
 
 def make_converter() -> cattrs.Converter:
     """A new converter for the API's models (never the global one)."""
+    import cattrs
+
     converter = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
     configure_converter(converter)
     return converter
 
 
-CONVERTER = make_converter()
+@functools.cache
+def _hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    # Built on first use: generating the hooks (and importing cattrs) at import time would
+    # slow down every program that imports the SDK.
+    return _default_converter().get_structure_hook(cls)
 
 
-def _structure(data: Any, cls: type[_M]) -> _M:
+@functools.cache
+def _default_converter() -> cattrs.Converter:
+    return make_converter()
+
+
+def _structure_all(items: list[Any], cls: type[_M]) -> list[_M]:
+    hook: Callable[[Any, Any], _M] = _hook(typing.cast(Any, cls))
     try:
-        return CONVERTER.structure(data, cls)
+        return [hook(item, cls) for item in items]
     except DecodeFailure:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, cattrs.BaseValidationError) as exc:
-        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise DecodeFailure(f"cannot decode {cls.__name__}: {detail}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DecodeFailure(f"cannot decode {cls.__name__}: {exc}") from exc
 
 
 def decode_object(data: Any, cls: type[_M], envelope: str) -> _M:
@@ -138,7 +225,7 @@ def decode_object(data: Any, cls: type[_M], envelope: str) -> _M:
             (inner,) = data.values()
         if isinstance(inner, dict):
             data = inner
-    return _structure(data, cls)
+    return _structure_all([data], cls)[0]
 
 
 def decode_list(data: Any, cls: type[_M], envelope: str) -> list[_M]:
@@ -150,7 +237,7 @@ def decode_list(data: Any, cls: type[_M], envelope: str) -> list[_M]:
         data = inner
     if not isinstance(data, list):
         raise DecodeFailure(f"expected a JSON array of {cls.__name__} or an envelope holding one")
-    return [_structure(item, cls) for item in data]
+    return _structure_all(data, cls)
 
 
 def decode_overrides(data: Any) -> Overrides:
@@ -161,4 +248,4 @@ def decode_overrides(data: Any) -> Overrides:
         and isinstance(data["overrides"], dict)
     ):
         data = data["overrides"]
-    return _overrides(data, None)
+    return _overrides("overrides", data)
