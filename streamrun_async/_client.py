@@ -242,8 +242,8 @@ class StreamrunClient:
 
         Waiters and watches still running end with ``ClientClosedError``.
         """
-        if "_poller" in self.__dict__:
-            await self._poller.close()
+        # Closed even if never used, so that a later wait fails at once instead of polling.
+        await self._poller.close()
         await self._transport.aclose()
 
     async def __aenter__(self) -> Self:

@@ -112,8 +112,10 @@ class _InstanceSub:
     configs: frozenset[str] | None
     registered: float
 
-    def snapshot(self, by_id: dict[str, Instance], taken: float) -> bool:
-        """Take a fresh list; return True when this interest is satisfied and leaves."""
+    def snapshot(
+        self, by_id: dict[str, Instance], previous: dict[str, Instance], taken: float
+    ) -> bool:
+        """Take a fresh list (and the one before); return True when satisfied and leaving."""
         raise NotImplementedError
 
     def fail(self, error: BaseException) -> None:
@@ -121,7 +123,9 @@ class _InstanceSub:
 
 
 class _InstanceWaiter(_InstanceSub):
-    __slots__ = ("failure", "future", "instance_id", "last_seen", "success")
+    # Kept small: a fleet tool may hold ten thousand of these. The last Instance seen is
+    # not kept here but found in the poller's last list when an error needs it.
+    __slots__ = ("failure", "future", "instance_id", "last_state", "success")
 
     def __init__(
         self,
@@ -136,18 +140,20 @@ class _InstanceWaiter(_InstanceSub):
         self.failure = failure
         self.configs = configs
         self.future = future
-        self.last_seen: Instance | None = None
+        self.last_state: InstanceState | None = None
         self.registered = time.monotonic()
 
-    def snapshot(self, by_id: dict[str, Instance], taken: float) -> bool:
+    def snapshot(
+        self, by_id: dict[str, Instance], previous: dict[str, Instance], taken: float
+    ) -> bool:
         instance = by_id.get(self.instance_id)
         if instance is None:
-            if self.last_seen is not None:
+            if self.last_state is not None:
                 self.fail(
                     WaiterError(
                         f"instance {self.instance_id} disappeared (stopped, or stopped "
-                        f"itself when idle); last seen {self.last_seen.state}",
-                        last_seen=self.last_seen,
+                        f"itself when idle); last seen {self.last_state}",
+                        last_seen=previous.get(self.instance_id),
                     )
                 )
                 return True
@@ -155,7 +161,7 @@ class _InstanceWaiter(_InstanceSub):
                 self.fail(WaiterError(f"instance {self.instance_id} does not exist"))
                 return True
             return False
-        self.last_seen = instance
+        self.last_state = instance.state
         if instance.state in self.success:
             if not self.future.done():
                 self.future.set_result(instance)
@@ -185,7 +191,9 @@ class _WatchSub(_InstanceSub):
         # After a resume, only states are known until the first snapshot is compared.
         self.resumed = known
 
-    def snapshot(self, by_id: dict[str, Instance], taken: float) -> bool:
+    def snapshot(
+        self, by_id: dict[str, Instance], previous: dict[str, Instance], taken: float
+    ) -> bool:
         configs = self.configs
         now = {
             key: inst
@@ -291,6 +299,9 @@ class Poller:
         # Instances ever listed for each watched request: if all of them vanish, the
         # request can never run, and its waiters are told at once.
         self._members_seen: defaultdict[str, set[str]] = defaultdict(set)
+        # The last instance list, for the errors and timeouts of waiters (which keep
+        # only a state each).
+        self.last_instances: dict[str, Instance] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._interval = policy.min_interval
@@ -336,6 +347,10 @@ class Poller:
         self._request_subs[sub.request_id].add(sub)
         self._started()
 
+    def cached_request(self, request_id: str) -> InstanceRequest | None:
+        """The request as last fetched (or derived), if it is watched."""
+        return self._requests.get(request_id)
+
     def discard_request_sub(self, sub: _RequestSub) -> None:
         """Withdraw interest in a request."""
         subs = self._request_subs.get(sub.request_id)
@@ -368,6 +383,7 @@ class Poller:
                 rsub.fail(error)
         self._instance_subs.clear()
         self._request_subs.clear()
+        self.last_instances = {}
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -398,9 +414,13 @@ class Poller:
         assert self._wake is not None
         while self._instance_subs or self._request_subs:
             self._wake.clear()
+            started = time.monotonic()
             delay = await self._tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+            # Ticks start an interval apart, however long the tick's calls took.
+            delay -= time.monotonic() - started
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
         self._task = None
 
     async def _tick(self) -> float:
@@ -432,7 +452,8 @@ class Poller:
         return max(self._interval, slow_down or 0.0)
 
     def _deliver_instances(self, snapshot: dict[str, Instance], taken: float) -> bool:
-        done = [sub for sub in list(self._instance_subs) if sub.snapshot(snapshot, taken)]
+        previous, self.last_instances = self.last_instances, snapshot
+        done = [sub for sub in list(self._instance_subs) if sub.snapshot(snapshot, previous, taken)]
         for sub in done:
             self._instance_subs.discard(sub)
         # Watches put changes on their queues; waiters finishing is a change too.
@@ -467,14 +488,26 @@ class Poller:
                     members[inst.request_id].append(inst)
         for rid in self._request_subs:
             self._members_seen[rid].update(m.id for m in members.get(rid, ()))
-        due = [rid for rid in self._request_subs if self._needs_fetch(rid, members.get(rid))]
+        changed = False
+        due: list[str] = []
+        for rid in list(self._request_subs):
+            known, found = self._requests.get(rid), members.get(rid)
+            if known is None or not found:
+                due.append(rid)
+            elif self._all_running(known, found):
+                # The list shows every instance of the request RUNNING, which is what a
+                # RUNNING request means: no call needed to learn it.
+                derived = attrs.evolve(
+                    known, state=InstanceState.RUNNING, instance_ids=tuple(m.id for m in found)
+                )
+                object.__setattr__(derived, "raw", known.raw)
+                changed |= self._deliver_request(rid, derived, vanished=False)
         results = await asyncio.gather(
             *(
                 self._fetch_request(rid, vanished=snapshot is not None and rid not in members)
                 for rid in due
             )
         )
-        changed = False
         slow: float | None = None
         for result, delay in results:
             changed |= result
@@ -482,10 +515,8 @@ class Poller:
                 slow = max(slow or 0.0, delay)
         return changed, slow
 
-    def _needs_fetch(self, request_id: str, members: list[Instance] | None) -> bool:
-        known = self._requests.get(request_id)
-        if known is None or not members:
-            return True
+    @staticmethod
+    def _all_running(known: InstanceRequest, members: list[Instance]) -> bool:
         expected = known.number_of_instances or len(known.instance_ids) or len(members)
         return len(members) >= expected and all(m.state is InstanceState.RUNNING for m in members)
 
@@ -516,6 +547,15 @@ class Poller:
             ):
                 self._end_request(request_id, None)
             return False, delay
+        return self._deliver_request(request_id, request, vanished=vanished), None
+
+    def _deliver_request(
+        self, request_id: str, request: InstanceRequest, *, vanished: bool
+    ) -> bool:
+        """Record a request's new state and tell its subscribers; True on a change."""
+        subs = self._request_subs.get(request_id)
+        if not subs:
+            return False
         previous = self._requests.get(request_id)
         self._requests[request_id] = request
         if (
@@ -531,15 +571,15 @@ class Poller:
                     last_seen=request,
                 ),
             )
-            return True, None
+            return True
         if previous is not None and previous.state == request.state:
-            return False, None
+            return False
         for sub in list(subs):
             if sub.update(request):
                 subs.discard(sub)
         if not subs:
             self._request_subs.pop(request_id, None)
-        return True, None
+        return True
 
     def _end_request(self, request_id: str, error: StreamrunError | None) -> None:
         for sub in self._request_subs.pop(request_id, set()):
@@ -549,32 +589,37 @@ class Poller:
         self._members_seen.pop(request_id, None)
 
 
+_SINGLE_STATES = {state: frozenset([state]) for state in InstanceState}
+_NO_STATES: frozenset[InstanceState] = frozenset()
+
+
 def _states(
-    value: InstanceState | Collection[InstanceState], what: str
+    value: InstanceState | Collection[InstanceState], what: str, *, allow_empty: bool = False
 ) -> frozenset[InstanceState]:
+    if isinstance(value, InstanceState) and value in _SINGLE_STATES:
+        return _SINGLE_STATES[value]
     states = frozenset([value] if isinstance(value, str) else value)
+    if not states and allow_empty:
+        return _NO_STATES
     if not states or not all(isinstance(s, InstanceState) for s in states):
         raise InvalidArgumentError(f"{what} must be InstanceState members, got {value!r}")
     return states
 
 
-async def _await_until(
-    future: asyncio.Future[Any], timeout: float, what: str, last_seen: Callable[[], Any]
-) -> Any:
+def _check_timeout(timeout: float) -> None:
     if not timeout > 0:
         raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
-    try:
-        async with asyncio.timeout(timeout):
-            return await future
-    except TimeoutError:
-        if future.done() and not future.cancelled():
-            raise
-        last = last_seen()
+
+
+def _expire(future: asyncio.Future[Any], timeout: float, what: str, last: Any) -> None:
+    if not future.done():
         state = getattr(last, "state", None)
-        raise WaitTimeoutError(
-            f"{what} not reached within {timeout:g}s; last state seen: {state}",
-            last_seen=last,
-        ) from None
+        future.set_exception(
+            WaitTimeoutError(
+                f"{what} not reached within {timeout:g}s; last state seen: {state}",
+                last_seen=last,
+            )
+        )
 
 
 async def wait_for_instance(
@@ -587,21 +632,29 @@ async def wait_for_instance(
     timeout: float,
 ) -> Instance:
     """Wait through ``poller`` until the instance reaches one of ``success``."""
+    _check_timeout(timeout)
     wanted = _states(success, "success states")
-    failing = frozenset(failure)
+    failing = _states(failure, "failure states", allow_empty=True)
     configs = None if configuration_id is None else frozenset([configuration_id])
-    future: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Instance] = loop.create_future()
     waiter = _InstanceWaiter(instance_id, wanted, failing, configs, future)
     poller.add_instance_sub(waiter)
-    try:
-        result: Instance = await _await_until(
+    # A timer handle rather than asyncio.timeout(): no context object per waiter, and the
+    # message is built only if the deadline passes.
+    deadline = loop.call_later(
+        timeout,
+        lambda: _expire(
             future,
             timeout,
             f"instance {instance_id}: {'/'.join(sorted(wanted))}",
-            lambda: waiter.last_seen,
-        )
-        return result
+            poller.last_instances.get(instance_id),
+        ),
+    )
+    try:
+        return await future
     finally:
+        deadline.cancel()
         poller.discard_instance_sub(waiter)
 
 
@@ -614,22 +667,31 @@ async def wait_for_request(
     timeout: float,
 ) -> InstanceRequest:
     """Wait through ``poller`` until the request reaches one of ``success``."""
+    _check_timeout(timeout)
     known = request if isinstance(request, InstanceRequest) else None
     request_id = request.id if isinstance(request, InstanceRequest) else request
-    future: asyncio.Future[InstanceRequest] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[InstanceRequest] = loop.create_future()
     sub = _RequestSub(
-        request_id, _states(success, "success states"), frozenset(failure), future=future
+        request_id,
+        _states(success, "success states"),
+        _states(failure, "failure states", allow_empty=True),
+        future=future,
     )
     poller.add_request_sub(sub, known)
-    try:
-        result: InstanceRequest = await _await_until(
+    deadline = loop.call_later(
+        timeout,
+        lambda: _expire(
             future,
             timeout,
             f"instance request {request_id}: RUNNING",
-            lambda: poller._requests.get(request_id, known),
-        )
-        return result
+            poller.cached_request(request_id) or known,
+        ),
+    )
+    try:
+        return await future
     finally:
+        deadline.cancel()
         poller.discard_request_sub(sub)
 
 

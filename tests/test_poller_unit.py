@@ -88,7 +88,7 @@ async def test_hundred_waiters_on_one_request_cost_one_get_per_tick(
     assert not poller.active
 
 
-async def test_queued_members_in_the_list_spare_the_request_get(
+async def test_a_request_is_followed_through_the_instance_list_without_gets(
     api: FakeApi, poller: Poller
 ) -> None:
     known = sr.InstanceRequest(id="r1", state=sr.InstanceState.QUEUED, number_of_instances=2)
@@ -104,8 +104,12 @@ async def test_queued_members_in_the_list_spare_the_request_get(
     api.put("i1", sr.InstanceState.RUNNING, req="r1")
     api.put("i2", sr.InstanceState.RUNNING, req="r1")
     api.requests["r1"] = sr.InstanceRequest(id="r1", state=sr.InstanceState.RUNNING)
-    assert (await task).state is sr.InstanceState.RUNNING
-    assert api.request_calls == ["r1"]
+    done = await task
+    assert done.state is sr.InstanceState.RUNNING
+    assert done.instance_ids == ("i1", "i2")
+    # Known from the launch, QUEUED while its instances queue, RUNNING once they all run:
+    # the list told all of it.
+    assert api.request_calls == []
 
 
 async def test_instance_waiters_use_list_calls_only(api: FakeApi, poller: Poller) -> None:
