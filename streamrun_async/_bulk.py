@@ -222,6 +222,8 @@ class BulkLaunch:
             await self._launch_all()
             if wait:
                 await self._wait(deadline)
+            else:
+                await self._fill_instances()
         except BaseException:
             # Cancelled or broken: settle what was on the wire, roll back if asked, and
             # let the caller's report= object hold the outcome.

@@ -267,6 +267,10 @@ class Instances(_Resource):
             if isinstance(configuration_ids, str):
                 raise InvalidArgumentTypeError("configuration_ids must be a list of ids")
             configs = builtins.list(configuration_ids)
+            if not configs:
+                raise InvalidArgumentError(
+                    "configuration_ids is empty: pass None to watch the whole account"
+                )
             for configuration_id in configs:
                 path_segment(configuration_id, "configuration_id")
         return InstanceWatch(self._client._poller, configs, resume)

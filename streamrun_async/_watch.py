@@ -844,11 +844,12 @@ class RequestWatch:
             async with asyncio.timeout_at(self._loop_deadline()):
                 item = await queue.get()
         except TimeoutError:
+            pending = sorted(self._pending)
             await self.aclose()
             raise WaitTimeoutError(
-                f"{len(self._pending)} instance request(s) not RUNNING within "
-                f"{self._timeout:g}s: {sorted(self._pending)[:10]}",
-                last_seen=[self._latest.get(rid) for rid in sorted(self._pending)],
+                f"{len(pending)} instance request(s) not RUNNING within "
+                f"{self._timeout:g}s: {pending[:10]}",
+                last_seen=[self._latest.get(rid) for rid in pending],
             ) from None
         if isinstance(item, BaseException):
             await self.aclose()

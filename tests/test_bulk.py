@@ -148,6 +148,9 @@ async def test_rerunning_a_plan_launches_nothing_twice(
     assert len(emu.state.instances) == 15
     assert all(item.existing for item in second.launched.values())
     assert not any(item.existing for item in first.launched.values())
+    # Even without waiting, one list call gives every name its instance id.
+    live = {i.name: i.id for i in emu.state.instances}
+    assert {n: i.instance_id for n, i in first.launched.items()} == live
     assert set(second.launched) == set(first.launched)
 
 

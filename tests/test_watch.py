@@ -193,6 +193,11 @@ async def test_wait_timeout_carries_the_last_state(
     with pytest.raises(sr.WaitTimeoutError) as info:
         await client.instance_requests.wait_until_running(request, timeout=0.05)
     assert info.value.last_seen.state is sr.InstanceState.QUEUED
+    with pytest.raises(sr.WaitTimeoutError) as info:
+        async for _ in client.instance_requests.watch([request], timeout=0.05):
+            pass
+    assert request.id in str(info.value)
+    assert [r.state for r in info.value.last_seen] == [sr.InstanceState.QUEUED]
 
 
 async def test_stopped_request_instances_fail_the_request_waiter(
@@ -361,6 +366,8 @@ async def test_bad_arguments_are_refused_before_any_call(
         client.instances.watch(resume="not-a-token")
     with pytest.raises(sr.InvalidArgumentTypeError):
         client.instances.watch("cfg-1")  # type: ignore[arg-type]
+    with pytest.raises(sr.InvalidArgumentError, match="None"):
+        client.instances.watch([])
     assert emu.stats.total == 0
 
 
