@@ -1,0 +1,818 @@
+"""The ``streamrun`` CLI through click's runner, against an emulator on loopback.
+
+CliRunner invokes commands synchronously and each command runs its own event loop, so
+the emulator serves from a background thread with a loop of its own; anything that
+touches its state runs in that thread too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from click.testing import CliRunner, Result
+
+import streamrun_async as sr
+from streamrun_async.cli._app import cli, parse_assignments
+from streamrun_async.testing import Emulator, Fault, StateSnapshot
+
+_T = TypeVar("_T")
+
+LAUNCH_ROUTE = "POST /configurations/{configurationId}/instances"
+
+
+class EmulatorThread:
+    """An emulator serving from its own thread and loop, for synchronous callers."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.emu: Emulator
+
+    def start(self) -> EmulatorThread:
+        self._thread.start()
+
+        async def start() -> Emulator:
+            emu = Emulator(**self._options)  # made in its loop: the real clock binds to it
+            await emu.start()
+            return emu
+
+        self.emu = self.run(start())
+        return self
+
+    def stop(self) -> None:
+        self.run(self.emu.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coro`` in the emulator's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
+
+    def sync(self, fn: Callable[[], _T]) -> _T:
+        """Call ``fn`` in the emulator's loop (its state is not thread-safe)."""
+
+        async def call() -> _T:
+            return fn()
+
+        return self.run(call())
+
+    @property
+    def state(self) -> StateSnapshot:
+        return self.sync(lambda: self.emu.state)
+
+    @property
+    def url(self) -> str:
+        return self.emu.url
+
+    @property
+    def api_key(self) -> str:
+        return self.emu.api_key
+
+    @property
+    def configs(self) -> tuple[str, ...]:
+        return self.emu.configuration_ids
+
+
+@pytest.fixture(autouse=True)
+def retries_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's clients retry as usual but never sleep between attempts."""
+    from streamrun_async.cli import _runtime
+
+    client = functools.partial(sr.StreamrunClient, retry=sr.RetryPolicy.for_testing())
+    monkeypatch.setattr(_runtime, "StreamrunClient", client)
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., EmulatorThread]]:
+    """Factory of emulators in threads (real clock, instant boots unless told)."""
+    started: list[EmulatorThread] = []
+
+    def make(**options: Any) -> EmulatorThread:
+        options = {"clock": "real", "boot_time": 0.0, "idle_timeout": None, **options}
+        emulator = EmulatorThread(**options).start()
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def emu(make_emulator: Callable[..., EmulatorThread]) -> EmulatorThread:
+    return make_emulator()
+
+
+@pytest.fixture
+def streamrun(emu: EmulatorThread) -> Callable[..., Result]:
+    """``streamrun(*args, input=None, env=None)``: the CLI against ``emu``, key from env."""
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        full_env = {"STREAMRUN_API_KEY": emu.api_key, "STREAMRUN_BASE_URL": emu.url}
+        full_env.update(env or {})
+        # Polls every 20 ms, so waits end as soon as the (instant) boots do.
+        return CliRunner().invoke(
+            cli, ["--poll-interval", "0.02", *args], input=input, env=full_env
+        )
+
+    return invoke
+
+
+def ok(result: Result) -> Result:
+    """Assert exit 0 (showing what went wrong otherwise)."""
+    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+    return result
+
+
+def as_json(result: Result) -> Any:
+    ok(result)
+    return json.loads(result.stdout)
+
+
+def api_error(result: Result, *needles: str) -> None:
+    """One ``error:`` line on stderr, exit 1, nothing on stdout, no traceback."""
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    for needle in needles:
+        assert needle in lines[0]
+    assert "Traceback" not in result.output
+
+
+def usage_error(result: Result, needle: str) -> None:
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert needle in result.stderr
+
+
+def launch(emu: EmulatorThread, names: Sequence[str], cfg: int = 0) -> list[str]:
+    """Launch named instances directly in the emulator's loop; returns their ids."""
+
+    async def go() -> list[str]:
+        async with emu.emu.client() as client:
+            settings = [sr.InstanceSettings(name=name) for name in names]
+            await client.configurations.launch(emu.configs[cfg], settings)
+        return [i.id for i in emu.emu.state.instances if i.name in names]
+
+    return emu.run(go())
+
+
+# -- the command tree ---------------------------------------------------------------
+
+
+def test_help_lists_every_command() -> None:
+    runner = CliRunner()
+    top = ok(runner.invoke(cli, ["--help"])).stdout
+    for command in (
+        "configurations",
+        "launch",
+        "requests",
+        "instances",
+        "overrides",
+        "outputs",
+        "destinations",
+        "watch",
+        "emulator",
+        "demo",
+    ):
+        assert command in top
+    for group, subcommands in {
+        "configurations": ["list", "get"],
+        "requests": ["get", "wait"],
+        "instances": ["list", "get", "stop", "stop-all", "restart"],
+        "overrides": ["get", "set"],
+        "outputs": ["live", "offline"],
+        "destinations": ["list"],
+    }.items():
+        assert sorted(cli.commands[group].commands) == sorted(subcommands)  # type: ignore[attr-defined]
+    for option in ("--api-key", "--base-url", "--json", "STREAMRUN_API_KEY"):
+        assert option in top
+
+
+def test_version() -> None:
+    result = ok(CliRunner().invoke(cli, ["--version"]))
+    assert result.stdout.startswith("streamrun, version ")
+
+
+def test_unknown_command_and_option_are_usage_errors() -> None:
+    usage_error(CliRunner().invoke(cli, ["nope"]), "No such command")
+    usage_error(CliRunner().invoke(cli, ["instances", "list", "--nope"]), "No such option")
+
+
+# -- configurations and destinations --------------------------------------------------
+
+
+def test_configurations_list_table_and_json(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    table = ok(streamrun("configurations", "list")).stdout
+    assert "Morning Show" in table
+    assert emu.configs[0] in table
+    assert "htmloverlay-1" in table
+    items = as_json(streamrun("--json", "configurations", "list"))
+    assert [c["id"] for c in items] == list(emu.configs)
+    assert items[0]["name"] == "Morning Show"
+    assert {"id", "title", "type"} <= set(items[0]["elements"][0])
+    # --json also works after the command.
+    assert as_json(streamrun("configurations", "list", "--json")) == items
+
+
+def test_configurations_get(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    shown = ok(streamrun("configurations", "get", emu.configs[1])).stdout
+    assert "Esports Finals" in shown
+    assert "outputstream-2" in shown
+    cfg = as_json(streamrun("--json", "configurations", "get", emu.configs[1]))
+    assert cfg["id"] == emu.configs[1]
+    assert "raw" not in cfg
+
+
+def test_configurations_get_unknown_is_one_error_line(streamrun: Callable[..., Result]) -> None:
+    api_error(streamrun("configurations", "get", "cfg-nope"), "404", "cfg-nope")
+    api_error(streamrun("--json", "configurations", "get", "cfg-nope"), "404")
+
+
+def test_destinations_list(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    assert "Twitch main channel" in ok(streamrun("destinations", "list")).stdout
+    items = as_json(streamrun("--json", "destinations", "list"))
+    assert [d["id"] for d in items] == list(emu.emu.destination_ids)
+    assert items[0]["platform"] == "twitch"
+
+
+# -- launch ---------------------------------------------------------------------------
+
+
+def test_launch_count_overrides_destination_wait_json(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    cfg = emu.configs[0]
+    destination = emu.emu.destination_ids[0]
+    out = as_json(
+        streamrun(
+            "--json",
+            "launch",
+            cfg,
+            "--count",
+            "2",
+            "--override",
+            "htmloverlay-1.url=https://overlay.example/a",
+            "--override",
+            "switch-1.input=inputstream-1",
+            "--destination",
+            destination,
+            "--wait",
+            "--timeout",
+            "10",
+        )
+    )
+    assert out["ok"] is True
+    assert out["configuration_id"] == cfg
+    assert len(out["launched"]) == 2
+    assert {item["state"] for item in out["launched"]} == {"RUNNING"}
+    assert all(item["instance_id"] and item["request_id"] for item in out["launched"])
+    state = emu.state
+    assert state.count("RUNNING", configuration_id=cfg) == 2
+    for inst in state.instances:
+        assert inst.overrides == {
+            "htmloverlay-1": {"url": "https://overlay.example/a"},
+            "switch-1": {"input": "inputstream-1"},
+            "outputstream-1": {"destinations": [destination]},
+        }
+    assert sorted(i.name or "" for i in state.instances) == sorted(
+        item["name"] for item in out["launched"]
+    )
+
+
+def test_launch_names_without_wait_then_again_launches_nothing(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    cfg = emu.configs[0]
+    first = ok(streamrun("launch", cfg, "--name", "cam-1", "--name", "cam-2"))
+    assert "cam-1" in first.stdout
+    assert "cam-2" in first.stdout
+    assert "streamrun requests wait ireq-" in first.stderr
+    again = as_json(streamrun("--json", "launch", cfg, "--name", "cam-1"))
+    # The name exists already: reported, not launched a second time.
+    assert [(i["name"], i["existing"]) for i in again["launched"]] == [("cam-1", True)]
+    assert emu.state.count() == 2
+    assert emu.sync(lambda: emu.emu.stats.count(LAUNCH_ROUTE)) == 1
+
+
+def test_launch_default_is_one_named_instance(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    out = as_json(streamrun("--json", "launch", emu.configs[2]))
+    assert len(out["launched"]) == 1
+    assert out["launched"][0]["name"].startswith("cli-")
+    assert out["launched"][0]["instance_id"] == emu.state.instances[0].id
+
+
+def test_launch_survives_a_lost_answer_exactly_once(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    emu.sync(lambda: emu.emu.faults.script(LAUNCH_ROUTE, [Fault.DROP_AFTER]))
+    out = as_json(streamrun("--json", "launch", emu.configs[0], "--count", "3", "--wait"))
+    assert out["ok"] is True
+    assert out["reconciliations"] == 1
+    assert emu.state.count("RUNNING") == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--count", "2", "--name", "a"], "either --count or --name"),
+        (["--name", "a", "--name", "a"], "must be different"),
+        (["--override", "no-dot"], "ELEMENT.KEY=VALUE"),
+        (["--override", "htmloverlay-1.url"], "ELEMENT.KEY=VALUE"),
+        (["--count", "0"], "--count"),
+        (["--timeout", "0"], "--timeout"),
+    ],
+)
+def test_launch_usage_errors(
+    streamrun: Callable[..., Result], emu: EmulatorThread, args: list[str], needle: str
+) -> None:
+    usage_error(streamrun("launch", emu.configs[0], *args), needle)
+    assert emu.state.count() == 0
+
+
+def test_launch_api_errors_exit_1(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    api_error(streamrun("launch", "cfg-nope"), "404", "not launched")
+    api_error(
+        streamrun("launch", emu.configs[0], "--override", "nothere-1.x=1"),
+        "400",
+        "nothere-1",
+    )
+    assert emu.state.count() == 0
+
+
+def test_launch_wait_timeout_reports_and_exits_1(
+    make_emulator: Callable[..., EmulatorThread],
+) -> None:
+    slow = make_emulator(boot_time=60)
+    env = {"STREAMRUN_API_KEY": slow.api_key, "STREAMRUN_BASE_URL": slow.url}
+    result = CliRunner().invoke(
+        cli,
+        ["--poll-interval", "0.02", "launch", slow.configs[0], "--wait", "--timeout", "0.2"],
+        env=env,
+    )
+    assert result.exit_code == 1
+    assert "QUEUED" in result.stdout  # what launched is still shown
+    assert "error: " in result.stderr
+    assert "not RUNNING within" in result.stderr
+
+
+# -- instance requests -----------------------------------------------------------------
+
+
+def test_requests_get_and_wait(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    out = as_json(streamrun("--json", "launch", emu.configs[0], "--count", "2"))
+    request_id = out["launched"][0]["request_id"]
+    shown = ok(streamrun("requests", "get", request_id)).stdout
+    assert request_id in shown
+    waited = as_json(streamrun("--json", "requests", "wait", request_id, "--timeout", "5"))
+    assert waited["id"] == request_id
+    assert waited["state"] == "RUNNING"
+    assert len(waited["instance_ids"]) == 2
+    assert "RUNNING" in ok(streamrun("requests", "wait", request_id)).stdout
+
+
+def test_requests_wait_timeout_and_unknown(
+    make_emulator: Callable[..., EmulatorThread],
+) -> None:
+    slow = make_emulator(boot_time=60)
+    env = {"STREAMRUN_API_KEY": slow.api_key, "STREAMRUN_BASE_URL": slow.url}
+    runner = CliRunner()
+    out = json.loads(ok(runner.invoke(cli, ["--json", "launch", slow.configs[0]], env=env)).stdout)
+    request_id = out["launched"][0]["request_id"]
+    base = ["--poll-interval", "0.02", "requests", "wait"]
+    timed_out = runner.invoke(cli, [*base, request_id, "--timeout", "0.2"], env=env)
+    api_error(timed_out, "not reached within", "QUEUED")
+    api_error(runner.invoke(cli, [*base, "ireq-nope"], env=env), "404")
+
+
+# -- instances ---------------------------------------------------------------------------
+
+
+def test_instances_list_get_restart(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    a, b = launch(emu, ["a-1", "a-2"], cfg=0)
+    (c,) = launch(emu, ["c-1"], cfg=1)
+    listed = as_json(streamrun("--json", "instances", "list"))
+    assert sorted(i["id"] for i in listed) == sorted([a, b, c])
+    only = as_json(streamrun("instances", "list", "--configuration", emu.configs[1], "--json"))
+    assert [i["id"] for i in only] == [c]
+    assert "a-1" in ok(streamrun("instances", "list")).stdout
+    got = as_json(streamrun("--json", "instances", "get", a))
+    assert got["name"] == "a-1"
+    assert got["state"] == "RUNNING"
+    assert "a-1" in ok(streamrun("instances", "get", a)).stdout
+    restarted = as_json(streamrun("--json", "instances", "restart", a))
+    assert restarted["id"] == a
+    assert restarted["state"] == "STARTING"
+    api_error(streamrun("instances", "get", "inst-nope"), "404")
+
+
+def test_instances_list_empty(streamrun: Callable[..., Result]) -> None:
+    result = ok(streamrun("instances", "list"))
+    assert result.stdout == ""
+    assert "no instances" in result.stderr
+    assert as_json(streamrun("--json", "instances", "list")) == []
+
+
+def test_instances_stop_reports_each(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    a, b = launch(emu, ["s-1", "s-2"])
+    assert f"stopped {a}" in ok(streamrun("instances", "stop", a)).stdout
+    result = streamrun("--json", "instances", "stop", b, "inst-nope")
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert out["stopped"] == [b]
+    assert out["failed"][0]["id"] == "inst-nope"
+    assert "error: inst-nope:" in result.stderr
+    assert "404" in result.stderr
+    assert emu.state.count() == 0
+    usage_error(streamrun("instances", "stop"), "Missing argument")
+
+
+def test_stop_all_asks_first(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    launch(emu, ["x-1", "x-2"], cfg=0)
+    launch(emu, ["y-1"], cfg=1)
+    refused = streamrun("instances", "stop-all", input="n\n")
+    assert refused.exit_code == 1
+    assert "Stop all 3 instance(s) of the account" in refused.stderr
+    assert refused.stdout == ""
+    assert emu.state.count() == 3
+    one_config = ok(
+        streamrun("instances", "stop-all", "--configuration", emu.configs[1], input="y\n")
+    )
+    assert "stopped 1 instance(s)" in one_config.stdout
+    assert emu.state.count() == 2
+    # --json keeps the prompt off stdout.
+    confirmed = streamrun("--json", "instances", "stop-all", input="y\n")
+    assert json.loads(ok(confirmed).stdout)["stopped"]
+    assert "Stop all 2" in confirmed.stderr
+    assert emu.state.count() == 0
+
+
+def test_stop_all_yes_and_nothing_to_stop(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    ids = launch(emu, ["z-1", "z-2"])
+    out = as_json(streamrun("--json", "instances", "stop-all", "--yes"))
+    assert sorted(out["stopped"]) == sorted(ids)
+    assert emu.state.count() == 0
+    nothing = ok(streamrun("instances", "stop-all"))
+    assert "nothing to stop" in nothing.stderr
+    assert as_json(streamrun("--json", "instances", "stop-all", "-y")) == {"stopped": []}
+
+
+# -- overrides and outputs -----------------------------------------------------------
+
+
+def test_overrides_get_and_set(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    (inst,) = launch(emu, ["o-1"])
+    assert "no overrides" in ok(streamrun("overrides", "get", inst)).stderr
+    merged = as_json(
+        streamrun(
+            "--json",
+            "overrides",
+            "set",
+            inst,
+            "switch-1.input=inputstream-1",
+            "htmloverlay-1.visible=true",
+            'htmloverlay-1.label="123"',
+        )
+    )
+    expected = {
+        "switch-1": {"input": "inputstream-1"},
+        "htmloverlay-1": {"visible": True, "label": "123"},
+    }
+    assert merged == expected
+    assert as_json(streamrun("--json", "overrides", "get", inst)) == expected
+    table = ok(streamrun("overrides", "get", inst)).stdout
+    assert "switch-1" in table
+    assert "inputstream-1" in table
+    usage_error(streamrun("overrides", "set", inst, "switch-1"), "ELEMENT.KEY=VALUE")
+    api_error(streamrun("overrides", "set", inst, "nothere-1.x=1"), "400")
+
+
+def test_outputs_live_and_offline(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    launch(emu, ["l-1", "l-2"])
+    cfg = emu.configs[0]
+    assert "LIVE" in ok(streamrun("outputs", "live", cfg)).stdout
+    assert {i.outputs for i in emu.state.instances} == {"LIVE"}
+    out = as_json(streamrun("--json", "outputs", "offline", cfg))
+    assert out == {"configuration_id": cfg, "outputs": "OFFLINE"}
+    assert {i.outputs for i in emu.state.instances} == {"OFFLINE"}
+    api_error(streamrun("outputs", "live", "cfg-nope"), "404")
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+
+def test_watch_json_lines(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    ids = launch(emu, ["w-1", "w-2"])
+    result = ok(streamrun("--json", "watch", "--timeout", "0.3"))
+    changes = [json.loads(line) for line in result.stdout.splitlines()]
+    assert sorted(c["instance"]["id"] for c in changes) == sorted(ids)
+    assert {c["kind"] for c in changes} == {"ADDED"}
+    assert changes[0]["instance"]["state"] == "RUNNING"
+
+
+def test_watch_plain_lines_and_configuration_filter(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    launch(emu, ["p-1"], cfg=0)
+    launch(emu, ["q-1"], cfg=1)
+    result = ok(streamrun("watch", "--configuration", emu.configs[1], "--timeout", "0.3"))
+    assert "ADDED" in result.stdout
+    assert "q-1" in result.stdout
+    assert "p-1" not in result.stdout
+    assert "stopped watching after 1 change(s)" in result.stderr
+
+
+# -- global options and errors ---------------------------------------------------------------
+
+
+def test_missing_key_is_a_usage_error(emu: EmulatorThread) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["--base-url", emu.url, "configurations", "list"],
+        env={"STREAMRUN_API_KEY": None},
+    )
+    usage_error(result, "no API key")
+
+
+def test_wrong_key_is_an_api_error_with_a_hint(streamrun: Callable[..., Result]) -> None:
+    api_error(streamrun("--api-key", "sk-wrong", "configurations", "list"), "401", "--api-key")
+
+
+def test_plain_http_to_a_remote_host_is_refused(streamrun: Callable[..., Result]) -> None:
+    usage_error(
+        streamrun("--base-url", "http://streamrun.example", "configurations", "list"),
+        "plain http",
+    )
+
+
+def test_unreachable_base_url(streamrun: Callable[..., Result]) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = streamrun("--base-url", f"http://127.0.0.1:{port}", "configurations", "list")
+    api_error(result, "could not connect", "--base-url")
+
+
+def test_server_errors_are_retried_quietly(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    emu.sync(lambda: emu.emu.faults.script("GET /configurations", [Fault.HTTP_503]))
+    assert len(as_json(streamrun("--json", "configurations", "list"))) == 4
+
+
+def test_the_key_is_never_printed(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
+    (inst,) = launch(emu, ["k-1"])
+    results = [
+        streamrun("configurations", "list"),
+        streamrun("--json", "instances", "get", inst),
+        streamrun("launch", emu.configs[0], "--wait"),
+        streamrun("instances", "get", "inst-nope"),
+        streamrun("--api-key", emu.api_key + "x", "instances", "list"),
+        streamrun("--api-key", emu.api_key, "--help"),
+        streamrun("--api-key", emu.api_key, "instances", "stop-all", input="n\n"),
+    ]
+    for result in results:
+        assert emu.api_key not in result.output
+
+
+def test_parse_assignments() -> None:
+    assert parse_assignments(
+        ["htmloverlay-1.url=https://x/?a=b", "a-1.n=3", "a-1.list=[1]", 'a-1.s="3"', "a-1.e="]
+    ) == {
+        "htmloverlay-1": {"url": "https://x/?a=b"},
+        "a-1": {"n": 3, "list": [1], "s": "3", "e": ""},
+    }
+
+
+# -- processes: the script, Ctrl-C, the emulator command, the demo ------------------------
+
+
+def _streamrun_command() -> list[str]:
+    """The installed ``streamrun`` script when it sits beside this Python, else ``-m``."""
+    script = Path(sys.executable).with_name("streamrun")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "streamrun_async.cli"]
+
+
+# A process started in the background by a shell inherits SIGINT ignored; this puts
+# Python's own Ctrl-C handling back before the CLI starts, wherever the tests run.
+_INTERRUPTIBLE = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from streamrun_async.cli import main; main(sys.argv[1:])"
+)
+
+
+class Spawned:
+    """A CLI process whose output is read by threads, so no read can hang a test."""
+
+    def __init__(
+        self, args: Sequence[str], env: dict[str, str] | None, *, interruptible: bool
+    ) -> None:
+        command = [sys.executable, "-c", _INTERRUPTIBLE] if interruptible else _streamrun_command()
+        self.process = subprocess.Popen(
+            [*command, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200", **(env or {})},
+        )
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._stderr: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._pump_stdout, daemon=True),
+            threading.Thread(target=self._pump_stderr, daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump_stdout(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _pump_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self._stderr.append(self.process.stderr.read())
+
+    def line(self, timeout: float = 10) -> str:
+        """The next line of stdout (fails the test after ``timeout`` seconds)."""
+        line = self._lines.get(timeout=timeout)
+        assert line is not None, f"the process ended: {self.stderr()}"
+        return line
+
+    def finish(self, *, interrupt: bool = False, timeout: float = 30) -> tuple[str, str]:
+        """Ctrl-C it if asked, wait for its end; returns the rest of stdout, and stderr."""
+        if interrupt:
+            self.process.send_signal(signal.SIGINT)
+        self.process.wait(timeout=timeout)
+        self._close(timeout)
+        rest: list[str] = []
+        while (line := self._lines.get_nowait()) is not None:
+            rest.append(line)
+        return "".join(rest), self.stderr()
+
+    def stderr(self) -> str:
+        """What the process wrote on stderr (all of it once it ended)."""
+        return "".join(self._stderr)
+
+    def kill(self) -> None:
+        """End the process if it still runs, and close its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._close(10)
+
+    def _close(self, timeout: float) -> None:
+        for reader in self._readers:
+            reader.join(timeout=timeout)  # they end at end of file: the process is gone
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def spawn() -> Iterator[Callable[..., Spawned]]:
+    """``spawn(args, env=None, interruptible=False)``: the CLI in a process, killed after."""
+    started: list[Spawned] = []
+
+    def start(
+        args: Sequence[str], env: dict[str, str] | None = None, *, interruptible: bool = False
+    ) -> Spawned:
+        spawned = Spawned(args, env, interruptible=interruptible)
+        started.append(spawned)
+        return spawned
+
+    yield start
+    for spawned in started:
+        spawned.kill()
+
+
+def test_core_package_imports_neither_click_nor_rich() -> None:
+    code = (
+        "import sys, streamrun_async, streamrun_async.testing; "
+        "bad = [m for m in ('click', 'rich') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def test_missing_cli_extra_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['rich'] = None; "
+        "from streamrun_async.cli import main; main(['--help'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "pip install 'streamrun-async[cli]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_emulator_command_serves_until_ctrl_c(spawn: Callable[..., Spawned]) -> None:
+    server = spawn(["--json", "emulator", "--port", "0", "--boot-time", "0"], interruptible=True)
+    info = json.loads(server.line())
+    assert info["url"].startswith("http://127.0.0.1:")
+    env = {"STREAMRUN_API_KEY": info["api_key"], "STREAMRUN_BASE_URL": info["url"]}
+    listed = CliRunner().invoke(cli, ["--json", "configurations", "list"], env=env)
+    assert [c["id"] for c in as_json(listed)] == info["configuration_ids"]
+    _, stderr = server.finish(interrupt=True)
+    assert server.process.returncode == 0
+    assert "emulator stopped" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_ctrl_c_during_watch_says_what_it_left(
+    emu: EmulatorThread, spawn: Callable[..., Spawned]
+) -> None:
+    launch(emu, ["c-1", "c-2"])
+    watching = spawn(
+        ["--poll-interval", "0.02", "--json", "watch"],
+        env={"STREAMRUN_API_KEY": emu.api_key, "STREAMRUN_BASE_URL": emu.url},
+        interruptible=True,
+    )
+    lines = [watching.line(), watching.line()]  # both ADDED: it is watching
+    rest, stderr = watching.finish(interrupt=True)
+    assert watching.process.returncode == 130
+    assert len([json.loads(line) for line in lines + rest.splitlines()]) == 2
+    assert "interrupted: stopped watching; the 2 instance(s) seen keep running" in stderr
+    assert "Traceback" not in stderr
+    assert emu.state.count() == 2
+
+
+def test_ctrl_c_during_launch_wait_says_what_keeps_running(
+    make_emulator: Callable[..., EmulatorThread], spawn: Callable[..., Spawned]
+) -> None:
+    slow = make_emulator(boot_time=60)
+    launching = spawn(
+        ["launch", slow.configs[0], "--name", "cam-1", "--name", "cam-2", "--wait"],
+        env={"STREAMRUN_API_KEY": slow.api_key, "STREAMRUN_BASE_URL": slow.url},
+        interruptible=True,
+    )
+    deadline = time.monotonic() + 20
+    while slow.state.count() < 2 and launching.process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)  # until the launch has happened: then it is waiting
+    stdout, stderr = launching.finish(interrupt=True)
+    assert launching.process.returncode == 130, stderr
+    assert stdout == ""
+    assert "interrupted: 2 launched instance(s) keep running or booting (cam-1, cam-2" in stderr
+    assert "streamrun instances stop-all" in stderr
+    assert "Traceback" not in stderr
+    assert slow.state.count("QUEUED") == 2  # Ctrl-C stops the command, not the instances
+
+
+def test_demo_in_process_with_faults_is_exactly_once() -> None:
+    # Instant boots: the faults (scripted lost answers, 503, 429) are the whole story.
+    result = CliRunner().invoke(
+        cli, ["--json", "demo", "--instances", "8", "--faults", "--boot-time", "0"]
+    )
+    out = as_json(result)
+    assert out["exactly_once"] is True
+    assert out["ok"] is True
+    assert out["stopped"] is True
+    assert out["planned"] == out["instances_live"] == 8
+    assert out["reconciliations"] == 2
+    assert out["retries"] >= 2
+    assert out["faults_injected"]["drop_after"] == 2
+    assert {row["state"] for row in out["instances"]} == {"RUNNING"}
+    assert "Exactly once: yes" in result.stderr  # the human story goes to stderr
+
+
+def test_demo_subprocess_prints_the_final_table(spawn: Callable[..., Spawned]) -> None:
+    started = time.monotonic()
+    demo = spawn(["demo", "--instances", "6"])
+    stdout, stderr = demo.finish(timeout=60)
+    assert demo.process.returncode == 0, stderr
+    assert time.monotonic() - started < 20
+    assert "What launched" in stdout
+    assert "API calls" in stdout
+    rows = [line for line in stdout.splitlines() if "RUNNING │" in line]
+    assert len(rows) == 6
+    assert "6/6 instance(s) RUNNING" in stdout
+    assert "Exactly once: yes" in stdout
+    assert "Stopped everything: 0 instance(s) left" in stdout
+    assert "\x1b[" not in stdout  # not a terminal: no colours, no cursor tricks
