@@ -149,12 +149,7 @@ def configurations() -> None:
 def configurations_list(rt: Runtime) -> None:
     """List the account's configurations."""
     items = call(rt, lambda client: client.configurations.list())
-    if rt.json_output:
-        rt.print_json(items)
-    elif items:
-        rt.out.print(configurations_table(items))
-    else:
-        rt.note("no configurations")
+    rt.show(items, configurations_table, empty="no configurations")
 
 
 @configurations.command("get")
@@ -164,10 +159,7 @@ def configurations_list(rt: Runtime) -> None:
 def configurations_get(rt: Runtime, configuration_id: str) -> None:
     """Show one configuration and its elements."""
     cfg = call(rt, lambda client: client.configurations.get(configuration_id))
-    if rt.json_output:
-        rt.print_json(cfg)
-    else:
-        rt.out.print(configuration_detail(cfg))
+    rt.show(cfg, configuration_detail)
 
 
 # -- launch ---------------------------------------------------------------------------
@@ -377,10 +369,7 @@ def requests() -> None:
 def requests_get(rt: Runtime, request_id: str) -> None:
     """Show one instance request."""
     request = call(rt, lambda client: client.instance_requests.get(request_id))
-    if rt.json_output:
-        rt.print_json(request)
-    else:
-        rt.out.print(request_detail(request))
+    rt.show(request, request_detail)
 
 
 @requests.command("wait")
@@ -406,10 +395,7 @@ def requests_wait(rt: Runtime, request_id: str, timeout: float) -> None:
             return await client.instance_requests.wait_until_running(request_id, timeout=timeout)
 
     request = call(rt, main)
-    if rt.json_output:
-        rt.print_json(request)
-    else:
-        rt.out.print(request_detail(request))
+    rt.show(request, request_detail)
 
 
 # -- instances ------------------------------------------------------------------------
@@ -435,12 +421,7 @@ def instances_list(rt: Runtime, configuration_id: str | None) -> None:
         return await client.configurations.list_instances(configuration_id)
 
     items = call(rt, main)
-    if rt.json_output:
-        rt.print_json(items)
-    elif items:
-        rt.out.print(instances_table(items))
-    else:
-        rt.note("no instances")
+    rt.show(items, instances_table, empty="no instances")
 
 
 @instances.command("get")
@@ -450,10 +431,7 @@ def instances_list(rt: Runtime, configuration_id: str | None) -> None:
 def instances_get(rt: Runtime, instance_id: str) -> None:
     """Show one instance."""
     inst = call(rt, lambda client: client.instances.get(instance_id))
-    if rt.json_output:
-        rt.print_json(inst)
-    else:
-        rt.out.print(instance_detail(inst))
+    rt.show(inst, instance_detail)
 
 
 @instances.command("stop")
@@ -547,10 +525,7 @@ def instances_restart(rt: Runtime, instance_id: str) -> None:
         return inst if inst is not None else await client.instances.get(instance_id)
 
     inst = call(rt, main)
-    if rt.json_output:
-        rt.print_json(inst)
-    else:
-        rt.out.print(instance_detail(inst))
+    rt.show(inst, instance_detail)
 
 
 # -- overrides ------------------------------------------------------------------------
@@ -568,12 +543,7 @@ def overrides() -> None:
 def overrides_get(rt: Runtime, instance_id: str) -> None:
     """Show an instance's overrides."""
     current = call(rt, lambda client: client.instances.get_overrides(instance_id))
-    if rt.json_output:
-        rt.print_json(current)
-    elif current:
-        rt.out.print(overrides_table(current))
-    else:
-        rt.note("no overrides")
+    rt.show(current, overrides_table, empty="no overrides")
 
 
 @overrides.command("set", epilog=_ASSIGNMENT_HELP)
@@ -585,10 +555,7 @@ def overrides_set(rt: Runtime, instance_id: str, assignments: tuple[str, ...]) -
     """Change settings of a running instance, e.g. switch-1.input=inputstream-2."""
     patch = parse_assignments(assignments, option="ELEMENT.KEY=VALUE")
     merged = call(rt, lambda client: client.instances.update_overrides(instance_id, patch))
-    if rt.json_output:
-        rt.print_json(merged)
-    else:
-        rt.out.print(overrides_table(merged))
+    rt.show(merged, overrides_table)
 
 
 # -- outputs --------------------------------------------------------------------------
@@ -640,9 +607,4 @@ def destinations() -> None:
 def destinations_list(rt: Runtime) -> None:
     """List the account's destinations."""
     items = call(rt, lambda client: client.destinations.list())
-    if rt.json_output:
-        rt.print_json(items)
-    elif items:
-        rt.out.print(destinations_table(items))
-    else:
-        rt.note("no destinations")
+    rt.show(items, destinations_table, empty="no destinations")

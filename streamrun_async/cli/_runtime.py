@@ -99,6 +99,15 @@ class Runtime:
         """Write ``value`` as one compact JSON line on stdout (for streams)."""
         click.echo(json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":")))
 
+    def show(self, value: _T, render: Callable[[_T], Any], empty: str | None = None) -> None:
+        """``value`` as JSON with ``--json``, else rendered for people (or ``empty`` if so)."""
+        if self.json_output:
+            self.print_json(value)
+        elif empty is not None and not value:
+            self.note(empty)
+        else:
+            self.out.print(render(value))
+
     def note(self, message: str) -> None:
         """A remark for people, on stderr so stdout stays data."""
         click.echo(message, err=True)
