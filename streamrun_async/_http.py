@@ -70,7 +70,10 @@ def path_segment(value: object, what: str) -> str:
         raise InvalidArgumentTypeError(f"{what} must be a str, got {type(value).__name__}")
     if not value:
         raise InvalidArgumentError(f"{what} must not be empty")
-    quoted = quote(value, safe="")
+    try:
+        quoted = quote(value, safe="")
+    except UnicodeEncodeError:  # lone surrogates: a str that no URL can carry
+        raise InvalidArgumentError(f"{what} is not valid Unicode text") from None
     # "." and ".." are unreserved, so quote() leaves them; servers would resolve them.
     return quoted.replace(".", "%2E") if not quoted.strip(".") else quoted
 
@@ -266,6 +269,7 @@ class Transport:
             headers = {**headers, "Content-Type": "application/json"}
         path = url.path
         started = time.monotonic()
+        garbled: str | None = None
         try:
             async with session.request(
                 method,
@@ -283,6 +287,11 @@ class Transport:
                 resp_headers = resp.headers
         except (APIConnectionError, ResponseDecodeError):
             raise
+        except aiohttp.ClientResponseError as exc:
+            # Not valid HTTP. This error keeps the request's headers, the key among them, in
+            # request_info: keep its message only, and raise ours outside this block so that
+            # it is neither the cause nor the context of ours (error trackers store both).
+            garbled = body_preview(f"{type(exc).__name__}: {exc.status}, {exc.message}")
         except aiohttp.ConnectionTimeoutError as exc:
             raise APITimeoutError(
                 f"{method} {path}: timed out connecting after {seconds:.1f}s",
@@ -311,6 +320,14 @@ class Transport:
                 url=path,
                 outcome_unknown=True,
             ) from exc
+        if garbled is not None:
+            raise APIConnectionError(
+                f"{method} {path}: the answer was not valid HTTP "
+                f"({garbled.replace(self._api_key, _REDACTED)})" + self._unknown_suffix(method),
+                method=method,
+                url=path,
+                outcome_unknown=True,
+            )
         elapsed = time.monotonic() - started
         request_id = resp_headers.get("X-Request-Id")
         _log.debug(

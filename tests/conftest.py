@@ -252,3 +252,32 @@ async def raw_api(streamrun_emulator: Any) -> AsyncIterator[RawApi]:
     """Raw requests to the ``streamrun_emulator`` fixture's emulator."""
     async with aiohttp.ClientSession() as session:
         yield RawApi(session, streamrun_emulator)
+
+
+# --- the chaos soak's size and report (tests/test_soak.py) ------------------------------------
+
+SOAK_REPORTS: list[str] = []
+"""Tables the soak appends; printed in the terminal summary so that every run shows them."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak-size",
+        type=int,
+        default=500,
+        help="instances the chaos soak launches (10 per configuration; default 500)",
+    )
+
+
+@pytest.fixture
+def soak_size(request: pytest.FixtureRequest) -> int:
+    size = int(request.config.getoption("--soak-size"))
+    if size < 10:
+        raise pytest.UsageError("--soak-size must be at least 10")
+    return size
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for table in SOAK_REPORTS:
+        terminalreporter.write_sep("-", "chaos soak")
+        terminalreporter.write_line(table)

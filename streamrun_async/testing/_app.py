@@ -2,8 +2,10 @@
 
 Handlers stay thin: parse (``_validation``), act (``_state.Account``), render. One
 middleware wraps every request, matched or not, with fault injection, auth, the JSON
-error body, ``X-Request-Id`` and the stats. Adding a route (``/openapi.json`` later) is
-an entry in ``ROUTES`` and in ``_Api.handlers``.
+error body, ``X-Request-Id`` and the stats. Adding a route is an entry in ``ROUTES`` and
+in ``_Api.handlers``. ``GET /api/v1/openapi.json`` (the API's description) stands apart:
+it is public documentation, so it needs no key (tools fetch a schema before they know how
+to authenticate, and should not be handed the key for that), and it is never faulted.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from aiohttp import hdrs, web
 
 from ._errors import ApiError
 from ._faults import Decision, Fault, Faults
-from ._routes import API_PREFIX, ROUTES
+from ._routes import API_PREFIX, OPENAPI_PATH, ROUTES, openapi_document
 from ._seed import ConfigurationSeed, DestinationSeed, describe_element
 from ._state import Account, Instance, InstanceRequest
 from ._stats import DROPPED, UNMATCHED, Stats
@@ -83,6 +85,7 @@ class _Api:
         self._authorization = f"Bearer {api_key}".encode()
         self._envelopes = envelopes
         self._route_names: dict[web.AbstractRoute, str] = {}
+        self._public: web.AbstractResource | None = None
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
@@ -91,6 +94,7 @@ class _Api:
             method, path = name.split(" ", 1)
             route = app.router.add_route(method, API_PREFIX + path, handlers[name])
             self._route_names[route] = name
+        self._public = app.router.add_get(API_PREFIX + OPENAPI_PATH, self.openapi).resource
         return app
 
     def handlers(self) -> dict[str, _Handler]:
@@ -116,6 +120,8 @@ class _Api:
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        if self._public is not None and request.match_info.route.resource is self._public:
+            return await handler(request)
         route = self._route_names.get(request.match_info.route, UNMATCHED)
         fault, delay = _NO_FAULT if route == UNMATCHED else self._faults.decide(route)
         if delay:
@@ -301,6 +307,11 @@ class _Api:
         cfg = self._account.configuration(instance.configuration_id)
         patch = parse_overrides_patch(await request.read(), cfg)
         return self._answer("overrides", self._account.update_overrides(instance_id, patch))
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        # The emulator names itself as the server, so tools pointed here test it.
+        server = {"url": f"{request.url.origin()}{API_PREFIX}", "description": "this emulator"}
+        return web.json_response({**openapi_document(), "servers": [server]})
 
     async def list_destinations(self, request: web.Request) -> web.Response:
         destinations = self._account.destinations.values()

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["API_PREFIX", "ROUTES", "check_route"]
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+__all__ = ["API_PREFIX", "OPENAPI_PATH", "ROUTES", "check_route", "openapi_document"]
 
 API_PREFIX = "/api/v1"
+OPENAPI_PATH = "/openapi.json"
+"""Where the emulator serves the API's OpenAPI description (not an API route: no key
+needed, no faults, not counted in the stats)."""
 
 ROUTES: tuple[str, ...] = (
     "GET /configurations",
@@ -31,3 +39,11 @@ def check_route(route: str) -> str:
     if route not in ROUTES:
         raise ValueError(f"unknown route {route!r}; routes are: {', '.join(ROUTES)}")
     return route
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of the API (``openapi.json``, shipped in this package)."""
+    text = resources.files(__package__).joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
