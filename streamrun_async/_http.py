@@ -8,6 +8,7 @@ attempt at DEBUG without the key, and runs every call through the retry policy.
 from __future__ import annotations
 
 import email.utils
+import functools
 import ipaddress
 import json
 import logging
@@ -19,6 +20,7 @@ from urllib.parse import quote
 
 import aiohttp
 import attrs
+from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -138,6 +140,13 @@ def _error_message(data: Any, text: str) -> str:
     return body_preview(text) if text else "(empty body)"
 
 
+@functools.lru_cache(maxsize=1024)
+def _url(text: str) -> URL:
+    # Parsing a URL costs more than the rest of a request's bookkeeping; pollers ask for
+    # the same few again and again.
+    return URL(text, encoded=True)
+
+
 @attrs.frozen
 class Response:
     """A successful answer: status, headers and the decoded JSON (``None`` if empty)."""
@@ -214,7 +223,7 @@ class Transport:
 
     def url(self, segments: Iterable[str]) -> URL:
         """The URL of an API path given as already-quoted segments."""
-        return URL(f"{self.base_url}{API_PREFIX}/{'/'.join(segments)}", encoded=True)
+        return _url(f"{self.base_url}{API_PREFIX}/{'/'.join(segments)}")
 
     def _session_for_use(self) -> aiohttp.ClientSession:
         if self.closed:
@@ -361,8 +370,13 @@ class Transport:
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, method: str, path: str) -> bytes:
         cap = self.max_response_bytes
-        if resp.content_length is not None and resp.content_length > cap:
+        length = resp.content_length
+        if length is not None and length > cap:
             raise self._too_large(method, path, resp.status)
+        if length is not None and hdrs.CONTENT_ENCODING not in resp.headers:
+            # A declared, uncompressed size within the cap (aiohttp stops at it): one read.
+            # A compressed body may inflate far beyond its length, so it is counted below.
+            return await resp.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_any():
