@@ -456,11 +456,11 @@ class Poller:
         done = [sub for sub in list(self._instance_subs) if sub.snapshot(snapshot, previous, taken)]
         for sub in done:
             self._instance_subs.discard(sub)
-        # Watches put changes on their queues; waiters finishing is a change too.
-        changed = bool(done) or any(
-            isinstance(sub, _WatchSub) and not sub.queue.empty() for sub in self._instance_subs
+        # A state change anywhere in the list brings the next tick in soon.
+        return len(previous) != len(snapshot) or any(
+            (before := previous.get(key)) is None or before.state is not inst.state
+            for key, inst in snapshot.items()
         )
-        return changed
 
     def _poll_failed(self, error: StreamrunError, subs: Iterable[Any]) -> float:
         """Fail the subscribers for a permanent error; return how long to slow down."""

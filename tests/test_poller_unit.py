@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 
 import pytest
 
@@ -244,3 +245,46 @@ async def test_close_ends_waiters_with_client_closed(api: FakeApi, poller: Polle
     await poller.close()
     with pytest.raises(sr.ClientClosedError):
         await task
+
+
+async def test_intervals_grow_while_quiet_and_snap_back_after_a_change(api: FakeApi) -> None:
+    policy = sr.PollPolicy(min_interval=0.001, max_interval=0.02, growth=2.0)
+    poller = Poller(policy, api.list_instances, api.get_request)
+    api.put("i1", sr.InstanceState.QUEUED)
+    task = asyncio.create_task(wait_for_instance(poller, "i1", sr.InstanceState.RUNNING, timeout=5))
+    await until(lambda: poller._interval >= policy.max_interval)
+    assert poller._interval == policy.max_interval  # bounded
+    api.put("i1", sr.InstanceState.STARTING)
+    ticks = poller.stats.ticks
+    await until(lambda: poller.stats.ticks > ticks + 1)
+    assert poller._interval < policy.max_interval
+    api.put("i1", sr.InstanceState.RUNNING)
+    await task
+
+
+async def test_a_rate_limit_slows_the_whole_poller(api: FakeApi, poller: Poller) -> None:
+    api.put("i1", sr.InstanceState.QUEUED)
+    api.put("i2", sr.InstanceState.QUEUED)
+    api.fail_with = sr.RateLimitError(
+        "slow down", method="GET", url="/", status=429, retry_after=0.2
+    )
+    loop = asyncio.get_running_loop()
+    waiters = [
+        asyncio.create_task(wait_for_instance(poller, i, sr.InstanceState.RUNNING, timeout=5))
+        for i in ("i1", "i2")
+    ]
+    await until(lambda: len(api.list_calls) == 1)
+    limited_at = loop.time()
+    api.fail_with = None
+    await until(lambda: len(api.list_calls) == 2)
+    # One list call for both waiters, and none before Retry-After has passed.
+    assert loop.time() - limited_at >= 0.19
+    api.put("i1", sr.InstanceState.RUNNING)
+    api.put("i2", sr.InstanceState.RUNNING)
+    await asyncio.gather(*waiters)
+
+
+async def until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():
+            await asyncio.sleep(0.001)
