@@ -151,7 +151,7 @@ def run(settings: Settings) -> Outcome:
         else:
             outcome.notes.append("Decode: pydantic is not installed; its row was skipped.")
         outcome.notes.append(
-            f"Decode ({label}): parse {times['sdk parse'] * 1e3:.1f} ms + cattrs decode "
+            f"Decode ({label}): parse {times['sdk parse'] * 1e3:.1f} ms + model decode "
             f"{times['sdk decode'] * 1e3:.1f} ms = "
             f"{times['sdk decode'] / times['sdk'] * 100:.0f}% of the SDK's time in decoding."
         )

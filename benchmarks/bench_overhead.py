@@ -126,7 +126,7 @@ def run(settings: Settings) -> Outcome:
     loads, sdk_parse, decode = _decode_share(settings)
     outcome.notes.append(
         f"Per {INSTANCES}-instance body, in-process: json.loads {loads * 1e3:.3f} ms, the "
-        f"SDK's parse ({json_loads.__module__}) {sdk_parse * 1e3:.3f} ms, cattrs decode to "
+        f"SDK's parse ({json_loads.__module__}) {sdk_parse * 1e3:.3f} ms, model decode to "
         f"models {decode * 1e3:.3f} ms. The SDK/raw gap per request is about "
         f"(SDK parse + decode - json.loads) = {(sdk_parse + decode - loads) * 1e3:.3f} ms."
     )
