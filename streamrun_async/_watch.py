@@ -97,13 +97,6 @@ class InstanceChange:
     previous: InstanceState | None = None
 
 
-class _Closed:
-    """Marks the end of an iterator's queue."""
-
-
-_END = _Closed()
-
-
 class _InstanceSub:
     """Interest in instance lists: a waiter or a watch."""
 
@@ -186,7 +179,7 @@ class _WatchSub(_InstanceSub):
     ) -> None:
         self.configs = configs
         self.registered = time.monotonic()
-        self.queue: asyncio.Queue[InstanceChange | BaseException | _Closed] = asyncio.Queue()
+        self.queue: asyncio.Queue[InstanceChange | BaseException | None] = asyncio.Queue()
         self.last: dict[str, Instance] = {}
         # After a resume, only states are known until the first snapshot is compared.
         self.resumed = known
@@ -764,7 +757,7 @@ class InstanceWatch:
             # An abandoned watch (break out of async for) leaves the poller when collected.
             self._finalizer = weakref.finalize(self, self._poller.discard_instance_sub, self._sub)
         item = await self._sub.queue.get()
-        if isinstance(item, _Closed):
+        if item is None:  # closed while this consumer waited
             raise StopAsyncIteration
         if isinstance(item, BaseException):
             await self.aclose()
@@ -776,10 +769,12 @@ class InstanceWatch:
         return item
 
     async def aclose(self) -> None:
-        """Stop watching and leave the poller."""
+        """Stop watching and leave the poller; a consumer waiting for a change stops too."""
         self._done = True
         if self._finalizer is not None:
             self._finalizer()
+        if self._sub is not None:
+            self._sub.queue.put_nowait(None)
 
     async def __aenter__(self) -> Self:
         return self

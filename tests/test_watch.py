@@ -379,3 +379,21 @@ async def test_abandoned_request_watch_leaves_the_poller(
         break
     gc.collect()
     await until(lambda: not client._poller.active)
+
+
+async def test_closing_a_watch_ends_a_consumer_waiting_on_it(
+    emu: Emulator, client: sr.StreamrunClient
+) -> None:
+    watch = client.instances.watch()
+    changes: list[sr.InstanceChange] = []
+
+    async def consume() -> None:
+        async for change in watch:
+            changes.append(change)
+
+    consumer = asyncio.create_task(consume())
+    await until(lambda: client._poller.stats.ticks >= 2)
+    await watch.aclose()
+    await soon(consumer)
+    assert changes == []
+    await until(lambda: not client._poller.active)
