@@ -45,6 +45,8 @@ __all__ = [
 
 # Cleanup after a cancellation or failure (reconcile, roll back) gets this long at most.
 _CLEANUP_SECONDS = 30.0
+# Launches of one chunk whose answers were all lost before it is reported failed.
+_MAX_LAUNCH_ROUNDS = 5
 
 
 def _settings_tuple(items: Iterable[InstanceSettings]) -> tuple[InstanceSettings, ...]:
@@ -257,7 +259,8 @@ class BulkLaunch:
             return
         existing_names = {inst.name for inst in existing if inst.name is not None}
         self._existing[cfg] = {inst.id for inst in existing}
-        already = [inst for inst in existing if inst.name in set(names)]
+        planned = set(names)
+        already = [inst for inst in existing if inst.name in planned]
         for inst in already:
             self._record(cfg, inst.name or "", inst.request_id, inst, existing=True)
         if already:
@@ -270,7 +273,7 @@ class BulkLaunch:
 
     async def _launch_chunk(self, cfg: str, chunk: list[InstanceSettings]) -> None:
         pending = chunk
-        while pending:
+        for round_no in range(1, _MAX_LAUNCH_ROUNDS + 1):
             names = [item.name for item in pending]
             try:
                 async with self._slots:
@@ -288,6 +291,15 @@ class BulkLaunch:
                 if found is None:
                     return
                 pending = [item for item in pending if item.name not in found]
+                missing = [item.name for item in pending]
+                self._forget(missing)
+                if not pending:
+                    return
+                if round_no == _MAX_LAUNCH_ROUNDS:
+                    # Listed as missing after every launch of them was lost: report them
+                    # failed rather than retry without end.
+                    self._fail(cfg, missing, error)
+                    return
                 continue
             except StreamrunError as error:
                 self._forget(names)

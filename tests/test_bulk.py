@@ -240,3 +240,17 @@ async def test_wait_deadline_is_reported_not_hidden(
     with pytest.raises(ExceptionGroup) as info:
         report.raise_for_failures()
     assert info.group_contains(sr.WaitTimeoutError)
+
+
+async def test_launches_lost_every_time_end_as_failures_not_a_loop(
+    emu: Emulator, client: sr.StreamrunClient
+) -> None:
+    cfg = emu.configuration_ids[0]
+    # The connection drops before the server acts, on every launch: nothing ever starts.
+    emu.faults.set_rate(Fault.DROP_BEFORE, 1.0, route=LAUNCH)
+    report = await client.launch_many({cfg: [sr.InstanceSettings(name="never")]})
+    assert isinstance(report.failed["never"], sr.APIConnectionError)
+    assert not report.launched
+    assert not report.unknown
+    assert report.reconciliations == emu.stats.count(LAUNCH) == 5
+    assert emu.state.instances == ()
