@@ -13,7 +13,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -157,13 +157,15 @@ class Response:
     headers: CIMultiDictProxy[str] = attrs.field(repr=False)
     data: Any = attrs.field(repr=False)
     request_id: str | None
+    # Scrubs the key from what an error carries, should a server echo it back.
+    redact: Callable[[Any], Any] = attrs.field(default=lambda value: value, repr=False, eq=False)
 
     def _failure(self, exc: DecodeFailure) -> ResponseDecodeError:
         return ResponseDecodeError(
-            f"{self.method} {self.url}: {exc}",
+            self.redact(f"{self.method} {self.url}: {exc}"),
             method=self.method,
             url=self.url,
-            body=self.data,
+            body=self.redact(self.data),
             status=self.status,
             outcome_unknown=self.method not in _IDEMPOTENT,
         )
@@ -356,6 +358,7 @@ class Transport:
                 headers=resp_headers,
                 data=self._parse_json(raw, method, path, status),
                 request_id=request_id,
+                redact=self._redact_json,
             )
         raise self._status_error(method, path, status, raw, resp_headers, request_id)
 

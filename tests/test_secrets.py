@@ -309,3 +309,22 @@ def test_plain_http_needs_loopback_or_an_explicit_opt_in() -> None:
     assert leaked(exposure(info.value)) == []
     client = sr.StreamrunClient(API_KEY, base_url="http://api.example", allow_insecure=True)
     assert leaked(repr(client) + repr(vars(client))) == []
+
+
+async def test_a_success_answer_echoing_the_key_is_redacted_in_decode_errors(
+    local_server: Callable[..., Awaitable[Any]],
+) -> None:
+    async def echo(request: web.Request) -> web.StreamResponse:
+        # A 200 of the wrong shape that quotes the caller's header back.
+        return web.json_response({"unexpected": request.headers["Authorization"]})
+
+    server = await local_server(echo)
+    async with sr.StreamrunClient(
+        API_KEY, base_url=server.url, retry=sr.RetryPolicy.disabled()
+    ) as client:
+        with pytest.raises(sr.ResponseDecodeError) as info:
+            await client.instances.get("inst-1")
+    error = info.value
+    assert API_KEY not in repr(error.body)
+    assert API_KEY not in str(error)
+    assert "[REDACTED]" in repr(error.body)
