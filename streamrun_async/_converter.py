@@ -148,6 +148,7 @@ def make_model_hook(converter: cattrs.Converter, model: type[_M]) -> Callable[[A
         "def structure(d, _cls):",
         "    if d.__class__ is not dict:",
         "        raise _wrong(_name, 'a JSON object', d)",
+        "    get = d.get",
         "    o = _new(_model)",
     ]
     fields = attrs.fields(typing.cast("type[attrs.AttrsInstance]", model))
@@ -159,16 +160,20 @@ def make_model_hook(converter: cattrs.Converter, model: type[_M]) -> Callable[[A
             field_type = next(a for a in typing.get_args(field_type) if a is not type(None))
         required = field.default is attrs.NOTHING
         namespace[f"_set{n}"] = vars(model)[field.name].__set__
-        namespace[f"_default{n}"] = None if required else field.default
-        lines += [f"    v = d.get({key!r}, _absent)", "    if v is _absent:"]
-        if required:
-            namespace[f"_msg{n}"] = f"cannot decode {model.__name__}: missing field {key!r}"
-            lines.append(f"        raise _failure(_msg{n})")
+        if optional and field.default is None:
+            # The common case, cheapest: absent and null both mean None.
+            lines += [f"    v = get({key!r})", "    if v is not None:"]
         else:
-            lines.append(f"        v = _default{n}")
-        if optional:
-            lines += ["    elif v is None:", "        pass"]
-        lines.append("    else:")
+            lines += [f"    v = get({key!r}, _absent)", "    if v is _absent:"]
+            if required:
+                namespace[f"_msg{n}"] = f"cannot decode {model.__name__}: missing field {key!r}"
+                lines.append(f"        raise _failure(_msg{n})")
+            else:
+                namespace[f"_default{n}"] = field.default
+                lines.append(f"        v = _default{n}")
+            if optional:
+                lines += ["    elif v is None:", "        pass"]
+            lines.append("    else:")
         lines += _field_code(converter, n, key, field_type, namespace)
         lines.append(f"    _set{n}(o, v)")
     lines += ["    _set_raw(o, d)", "    return o"]

@@ -161,11 +161,15 @@ class Response:
     redact: Callable[[Any], Any] = attrs.field(default=lambda value: value, repr=False, eq=False)
 
     def _failure(self, exc: DecodeFailure) -> ResponseDecodeError:
+        try:
+            body = self.redact(self.data)
+        except RecursionError:
+            body = "(a body nested too deeply to keep)"
         return ResponseDecodeError(
             self.redact(f"{self.method} {self.url}: {exc}"),
             method=self.method,
             url=self.url,
-            body=self.redact(self.data),
+            body=body,
             status=self.status,
             outcome_unknown=self.method not in _IDEMPOTENT,
         )
