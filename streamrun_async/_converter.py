@@ -38,12 +38,19 @@ from ._models import (
 if TYPE_CHECKING:
     import cattrs
 
+
+def _stdlib_loads(raw: bytes) -> Any:
+    # json.loads(bytes) would also accept UTF-16 and UTF-32; JSON on the wire is UTF-8
+    # (RFC 8259), and orjson agrees, so both parsers refuse the same bodies.
+    return json.loads(raw.decode("utf-8"))
+
+
 try:  # orjson is optional: faster than json when it is installed.
     import orjson as _orjson
 
     json_loads: Callable[[bytes], Any] = _orjson.loads
 except ImportError:  # pragma: no cover - depends on the environment
-    json_loads = json.loads
+    json_loads = _stdlib_loads
 
 __all__ = [
     "DecodeFailure",
