@@ -10,17 +10,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ._bulk import (
-    LaunchedInstance,
-    LaunchError,
-    LaunchEvent,
-    LaunchEventKind,
-    LaunchReport,
-    LaunchSpec,
-    Plan,
-)
 from ._client import DEFAULT_BASE_URL, StreamrunClient
 from ._exceptions import (
     APIConnectionError,
@@ -59,6 +51,31 @@ from ._models import (
 )
 from ._retry import RetryEvent, RetryPolicy
 from ._watch import ChangeKind, InstanceChange, InstanceWatch, PollPolicy, RequestWatch
+
+if TYPE_CHECKING:
+    from ._bulk import (
+        LaunchedInstance,
+        LaunchError,
+        LaunchEvent,
+        LaunchEventKind,
+        LaunchReport,
+        LaunchSpec,
+        Plan,
+    )
+
+# Bulk launching is loaded on first use: most programs never need it at import time.
+_LAZY = {
+    name: "._bulk"
+    for name in (
+        "LaunchedInstance",
+        "LaunchError",
+        "LaunchEvent",
+        "LaunchEventKind",
+        "LaunchReport",
+        "LaunchSpec",
+        "Plan",
+    )
+}
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -121,8 +138,10 @@ def __getattr__(name: str) -> Any:
             return version("streamrun-async")
         except PackageNotFoundError:
             return "0+unknown"
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
     if name == "testing":
-        import importlib
-
         return importlib.import_module(".testing", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

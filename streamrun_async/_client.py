@@ -7,24 +7,19 @@ from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from functools import cached_property
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
-from ._bulk import (
-    BulkLaunch,
-    LaunchEvent,
-    LaunchReport,
-    Plan,
-    iterate_launch,
-    normalize_plan,
-)
 from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, MissingAPIKeyError
 from ._http import Transport, check_base_url
 from ._models import Instance, InstanceRequest
 from ._resources import Configurations, Destinations, InstanceRequests, Instances
 from ._retry import RetryPolicy
 from ._watch import Poller, PollPolicy
+
+if TYPE_CHECKING:
+    from ._bulk import BulkLaunch, LaunchEvent, LaunchReport, Plan
 
 __all__ = ["DEFAULT_BASE_URL", "StreamrunClient"]
 
@@ -175,6 +170,9 @@ class StreamrunClient:
         on_progress: Callable[[LaunchEvent], Any] | None,
         report: LaunchReport | None,
     ) -> BulkLaunch:
+        # Imported on first use: most programs never bulk-launch, and import time counts.
+        from ._bulk import BulkLaunch, normalize_plan
+
         return BulkLaunch(
             self,
             normalize_plan(plan),
@@ -234,6 +232,8 @@ class StreamrunClient:
         Pass ``report=LaunchReport()`` to read the outcome once the iteration ends.
         Breaking out of the loop cancels the launch (rolling back if ``rollback``).
         """
+        from ._bulk import iterate_launch
+
         bulk = self._bulk(plan, concurrency, max_per_request, fail_fast, rollback, None, report)
         return iterate_launch(bulk, wait=wait, timeout=timeout)
 
