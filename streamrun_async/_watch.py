@@ -79,6 +79,15 @@ class PollPolicy:
     growth: float = attrs.field(default=1.5, validator=_positive)
     requests_per_second: float = attrs.field(default=5.0, validator=_positive)
 
+    def __attrs_post_init__(self) -> None:
+        if self.max_interval < self.min_interval:
+            raise InvalidArgumentError(
+                f"max_interval ({self.max_interval}) must not be below "
+                f"min_interval ({self.min_interval})"
+            )
+        if self.growth < 1:
+            raise InvalidArgumentError(f"growth must be at least 1, got {self.growth}")
+
 
 class ChangeKind(enum.Enum):
     """What happened to an instance between two observations."""

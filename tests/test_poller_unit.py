@@ -288,3 +288,17 @@ async def until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
     async with asyncio.timeout(seconds):
         while not predicate():
             await asyncio.sleep(0.001)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"min_interval": 0},
+        {"min_interval": 5, "max_interval": 1},
+        {"growth": 0.5},
+        {"requests_per_second": -1},
+    ],
+)
+def test_poll_policy_refuses_nonsense(options: dict[str, float]) -> None:
+    with pytest.raises(sr.InvalidArgumentError):
+        sr.PollPolicy(**options)
