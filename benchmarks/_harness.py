@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "Outcome",
@@ -148,3 +148,8 @@ def render_table(rows: Sequence[Row]) -> str:
             f"| {row.target} | {row.status} |"
         )
     return header + "\n".join(lines) + "\n"
+
+
+def parser_name(loads: Callable[..., Any]) -> str:
+    """``orjson`` or ``json``: which parser the SDK decodes with."""
+    return "orjson" if loads.__module__.startswith("orjson") else "json"

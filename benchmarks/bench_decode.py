@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._harness import Outcome, Row, Settings, alternate, median, ratio
+from ._harness import Outcome, Row, Settings, alternate, median, parser_name, ratio
 
 NAME = "2 decode 10,000 instances"
 COUNT = 10_000
@@ -96,7 +96,7 @@ def _child(no_orjson: bool, runs: int) -> dict[str, Any]:
         assert len(validate(body).instances) == COUNT
         variants["pydantic"] = _timed(lambda: validate(body))
     times = alternate(variants, runs=runs)
-    return {"parser": json_loads.__module__, "times": times}
+    return {"parser": parser_name(json_loads), "times": times}
 
 
 def _in_child(no_orjson: bool, runs: int) -> dict[str, Any]:

@@ -19,7 +19,16 @@ import aiohttp
 import streamrun_async as sr
 from streamrun_async._converter import decode_list, json_loads
 
-from ._harness import Outcome, Row, Settings, alternate, alternate_async, median, ratio
+from ._harness import (
+    Outcome,
+    Row,
+    Settings,
+    alternate,
+    alternate_async,
+    median,
+    parser_name,
+    ratio,
+)
 from ._server import serve_static
 
 NAME = "1 per-request overhead"
@@ -126,7 +135,7 @@ def run(settings: Settings) -> Outcome:
     loads, sdk_parse, decode = _decode_share(settings)
     outcome.notes.append(
         f"Per {INSTANCES}-instance body, in-process: json.loads {loads * 1e3:.3f} ms, the "
-        f"SDK's parse ({json_loads.__module__}) {sdk_parse * 1e3:.3f} ms, model decode to "
+        f"SDK's parse ({parser_name(json_loads)}) {sdk_parse * 1e3:.3f} ms, decode to "
         f"models {decode * 1e3:.3f} ms. The SDK/raw gap per request is about "
         f"(SDK parse + decode - json.loads) = {(sdk_parse + decode - loads) * 1e3:.3f} ms."
     )
