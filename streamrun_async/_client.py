@@ -13,7 +13,7 @@ import aiohttp
 
 from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, MissingAPIKeyError
 from ._http import Transport, check_base_url
-from ._models import Instance, InstanceRequest
+from ._models import Instance
 from ._resources import Configurations, Destinations, InstanceRequests, Instances
 from ._retry import RetryPolicy
 from ._watch import Poller, PollPolicy
@@ -148,17 +148,15 @@ class StreamrunClient:
     @cached_property
     def _poller(self) -> Poller:
         instances = Instances(self, self._transport, _POLL_RETRY)
+        configurations = Configurations(self, self._transport, _POLL_RETRY)
         requests = InstanceRequests(self, self._transport, _POLL_RETRY)
 
         async def list_instances(configuration_id: str | None) -> list[Instance]:
             if configuration_id is None:
                 return await instances.list()
-            return await self.configurations.list_instances(configuration_id)
+            return await configurations.list_instances(configuration_id)
 
-        async def get_request(request_id: str) -> InstanceRequest:
-            return await requests.get(request_id)
-
-        return Poller(self._poll_policy, list_instances, get_request)
+        return Poller(self._poll_policy, list_instances, requests.get)
 
     def _bulk(
         self,

@@ -397,3 +397,21 @@ async def test_closing_a_watch_ends_a_consumer_waiting_on_it(
     await soon(consumer)
     assert changes == []
     await until(lambda: not client._poller.active)
+
+
+async def test_a_configuration_list_that_fails_is_left_to_the_next_tick(emu: Emulator) -> None:
+    # The poller must not sit in a retry sleep of the client's policy: the next tick is
+    # its retry, for every waiter at once.
+    retrying = sr.RetryPolicy.for_testing(attempts=4)
+    async with emu.client(retry=retrying, poll=FAST) as client:
+        cfg = emu.configuration_ids[0]
+        await client.configurations.launch(cfg, settings("a"))
+        (instance,) = await client.instances.list()
+        emu.faults.script(LIST_CFG, [Fault.HTTP_503])
+        waiter = asyncio.create_task(
+            client.instances.wait_for_state(instance.id, configuration_id=cfg)
+        )
+        await until(lambda: emu.faults.pending(LIST_CFG) == 0)
+        await emu.advance(30)
+        assert (await soon(waiter)).state is sr.InstanceState.RUNNING
+        assert client._poller.stats.errors == 1
