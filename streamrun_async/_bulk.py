@@ -45,6 +45,8 @@ __all__ = [
 
 # Cleanup after a cancellation or failure (reconcile, roll back) gets this long at most.
 _CLEANUP_SECONDS = 30.0
+# With timeout=None the wait still has a deadline, as every wait does.
+_DEFAULT_WAIT_SECONDS = 600.0
 # Launches of one chunk whose answers were all lost before it is reported failed.
 _MAX_LAUNCH_ROUNDS = 5
 
@@ -369,7 +371,7 @@ class BulkLaunch:
         for item in self.report.launched.values():
             if item.request_id is not None and item.state is not InstanceState.RUNNING:
                 by_request.setdefault(item.request_id, []).append(item)
-        left = 600.0 if deadline is None else deadline - time.monotonic()
+        left = _DEFAULT_WAIT_SECONDS if deadline is None else deadline - time.monotonic()
         if by_request:
             try:
                 watched = [self._requests.get(rid, rid) for rid in by_request]
@@ -449,14 +451,7 @@ async def iterate_launch(
 ) -> AsyncIterator[LaunchEvent]:
     """Run ``bulk`` in a task and yield its events as they happen."""
     queue: asyncio.Queue[LaunchEvent | None] = asyncio.Queue()
-    user_callback = bulk.on_progress
-
-    def forward(event: LaunchEvent) -> None:
-        if user_callback is not None:
-            user_callback(event)
-        queue.put_nowait(event)
-
-    bulk.on_progress = forward
+    bulk.on_progress = queue.put_nowait
     task = asyncio.create_task(bulk.run(wait=wait, timeout=timeout))
     task.add_done_callback(lambda _: queue.put_nowait(None))
     try:

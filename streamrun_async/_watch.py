@@ -189,9 +189,10 @@ class _WatchSub(_InstanceSub):
         self.configs = configs
         self.registered = time.monotonic()
         self.queue: asyncio.Queue[InstanceChange | BaseException | None] = asyncio.Queue()
-        self.last: dict[str, Instance] = {}
-        # After a resume, only states are known until the first snapshot is compared.
-        self.resumed = known
+        # A resumed watch knows only the states in its token: the first comparison looks
+        # at states alone, later ones at whole instances.
+        self.last = {key: Instance(id=key, state=state) for key, state in (known or {}).items()}
+        self.states_only = known is not None
 
     def snapshot(
         self, by_id: dict[str, Instance], previous: dict[str, Instance], taken: float
@@ -203,28 +204,16 @@ class _WatchSub(_InstanceSub):
             if configs is None or inst.configuration_id in configs
         }
         put = self.queue.put_nowait
-        if self.resumed is not None:
-            known, self.resumed = self.resumed, None
-            for key, state in known.items():
-                if key not in now:
-                    put(InstanceChange(ChangeKind.REMOVED, Instance(id=key, state=state), state))
-            for key, inst in now.items():
-                before = known.get(key)
-                if before is None:
-                    put(InstanceChange(ChangeKind.ADDED, inst))
-                elif before != inst.state:
-                    put(InstanceChange(ChangeKind.CHANGED, inst, before))
-        else:
-            last = self.last
-            for key, inst in last.items():
-                if key not in now:
-                    put(InstanceChange(ChangeKind.REMOVED, inst, inst.state))
-            for key, inst in now.items():
-                old = last.get(key)
-                if old is None:
-                    put(InstanceChange(ChangeKind.ADDED, inst))
-                elif old != inst:
-                    put(InstanceChange(ChangeKind.CHANGED, inst, old.state))
+        last, states_only, self.states_only = self.last, self.states_only, False
+        for key, gone in last.items():
+            if key not in now:
+                put(InstanceChange(ChangeKind.REMOVED, gone, gone.state))
+        for key, inst in now.items():
+            old = last.get(key)
+            if old is None:
+                put(InstanceChange(ChangeKind.ADDED, inst))
+            elif old.state != inst.state if states_only else old != inst:
+                put(InstanceChange(ChangeKind.CHANGED, inst, old.state))
         self.last = now
         return False
 
@@ -816,7 +805,7 @@ class RequestWatch:
         self._subs: list[_RequestSub] = []
         self._pending: set[str] = set()
         self._latest: dict[str, InstanceRequest] = {}
-        self._deadline = 0.0
+        self._deadline = 0.0  # in loop time, set when iteration starts
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def __aiter__(self) -> Self:
@@ -825,14 +814,15 @@ class RequestWatch:
     def _start(self) -> asyncio.Queue[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         self._queue = queue
-        self._deadline = time.monotonic() + self._timeout
-        running = frozenset([InstanceState.RUNNING])
+        self._deadline = asyncio.get_running_loop().time() + self._timeout
         for item in self._requests:
             request_id = item.id if isinstance(item, InstanceRequest) else item
             if request_id in self._pending:
                 continue
             self._pending.add(request_id)
-            sub = _RequestSub(request_id, running, frozenset(), queue=queue)
+            sub = _RequestSub(
+                request_id, _SINGLE_STATES[InstanceState.RUNNING], _NO_STATES, queue=queue
+            )
             self._subs.append(sub)
             self._poller.add_request_sub(sub, item if isinstance(item, InstanceRequest) else None)
         # Like InstanceWatch: abandoning the iterator withdraws its interest when collected.
@@ -845,7 +835,7 @@ class RequestWatch:
             await self.aclose()
             raise StopAsyncIteration
         try:
-            async with asyncio.timeout_at(self._loop_deadline()):
+            async with asyncio.timeout_at(self._deadline):
                 item = await queue.get()
         except TimeoutError:
             pending = sorted(self._pending)
@@ -862,9 +852,6 @@ class RequestWatch:
         if item.state is InstanceState.RUNNING:
             self._pending.discard(item.id)
         return item  # type: ignore[no-any-return]
-
-    def _loop_deadline(self) -> float:
-        return asyncio.get_running_loop().time() + max(0.0, self._deadline - time.monotonic())
 
     async def aclose(self) -> None:
         """Stop watching and leave the poller."""
