@@ -28,7 +28,7 @@ from ._exceptions import (
 )
 from ._http import path_segment
 from ._models import Instance, InstanceRequest, InstanceSettings, InstanceState
-from ._resources import launch_body
+from ._resources import check_instances
 
 if TYPE_CHECKING:
     from ._client import StreamrunClient
@@ -171,7 +171,7 @@ def normalize_plan(plan: Plan) -> list[LaunchSpec]:
         if not isinstance(spec, LaunchSpec):
             raise InvalidArgumentTypeError(f"plan items must be LaunchSpec, got {spec!r}")
         path_segment(spec.configuration_id, "configuration_id")
-        launch_body(spec.instances)
+        check_instances(spec.instances)
         for item in spec.instances:
             if item.name in seen:
                 duplicates.add(item.name)

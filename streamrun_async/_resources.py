@@ -35,6 +35,7 @@ __all__ = [
     "Destinations",
     "InstanceRequests",
     "Instances",
+    "check_instances",
     "launch_body",
 ]
 
@@ -61,8 +62,8 @@ class _Resource:
         return f"<{type(self).__name__} of {self._client!r}>"
 
 
-def launch_body(instances: Sequence[InstanceSettings]) -> dict[str, Any]:
-    """Check the instances of one launch and build its camelCase body."""
+def check_instances(instances: Sequence[InstanceSettings]) -> None:
+    """Refuse a launch's instances before sending: types, emptiness, repeated names."""
     if isinstance(instances, (str, bytes, Mapping)) or not isinstance(instances, Sequence):
         raise InvalidArgumentTypeError(
             f"instances must be a sequence of InstanceSettings, got {type(instances).__name__}"
@@ -79,6 +80,11 @@ def launch_body(instances: Sequence[InstanceSettings]) -> dict[str, Any]:
         (duplicates if item.name in names else names).add(item.name)
     if duplicates:
         raise InvalidArgumentError(f"instance names must be unique: {sorted(duplicates)}")
+
+
+def launch_body(instances: Sequence[InstanceSettings]) -> dict[str, Any]:
+    """Check the instances of one launch and build its camelCase body."""
+    check_instances(instances)
     return {
         "numberOfInstances": len(instances),
         "instanceSettings": [item.to_json() for item in instances],
