@@ -1,33 +1,28 @@
 """The retry policy: which failures are retried, how often and how long to wait.
 
-Only this module imports tenacity, and only once an attempt has failed: the happy path
-builds no retry machinery at all.
+The first attempt of every call runs here, without tenacity; only once it failed with an
+error worth retrying is ``_retrying`` (and tenacity with it) imported to run the rest.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from ._exceptions import (
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
-    InvalidArgumentError,
-)
+from ._events import RetryScheduled
+from ._exceptions import APIConnectionError, APIError, APIStatusError, InvalidArgumentError
 
-__all__ = ["RetryEvent", "RetryPolicy"]
+if TYPE_CHECKING:
+    from ._events import Emitter
+
+__all__ = ["RetryEvent", "RetryPolicy", "call_with_retries", "is_retryable"]
 
 _T = TypeVar("_T")
-_log = logging.getLogger("streamrun_async")
 
 _IDEMPOTENT_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # A server answering 429 or 503 refused the request before acting on it.
@@ -46,15 +41,8 @@ def _positive_attempts(_: object, __: attrs.Attribute[int], value: int) -> None:
         raise InvalidArgumentError(f"attempts must be an int >= 1, got {value!r}")
 
 
-@attrs.frozen
-class RetryEvent:
-    """What a retry hook receives: the failed attempt, the wait before the next, the cause."""
-
-    attempt: int
-    wait: float
-    cause: APIError
-    method: str
-    url: str
+RetryEvent = RetryScheduled
+"""What ``on_retry`` receives: the event hooks get as :class:`RetryScheduled`."""
 
 
 @attrs.frozen(kw_only=True)
@@ -70,7 +58,8 @@ class RetryPolicy:
       largest wait.
     - ``max_retry_after``: a ``Retry-After`` longer than this fails the call at once
       instead of sleeping.
-    - ``on_retry``: called with a :class:`RetryEvent` before each wait.
+    - ``on_retry``: called with a :class:`RetryScheduled` before each wait (the client's
+      hooks get the same event).
     - ``testing``: waits are computed and reported but not slept (see :meth:`for_testing`).
 
     GET, PUT, PATCH and DELETE retry on connection errors, timeouts, 408, 429, 500, 502,
@@ -106,7 +95,10 @@ class RetryPolicy:
 
 
 def is_retryable(error: APIError, *, idempotent: bool) -> bool:
-    """Whether ``error`` may be retried for a method of this idempotency."""
+    """Whether ``error`` may be retried for a method of this idempotency.
+
+    A POST is retried only when the server certainly did not act on it.
+    """
     if isinstance(error, APIConnectionError):
         return idempotent or not error.outcome_unknown
     if isinstance(error, APIStatusError):
@@ -115,48 +107,9 @@ def is_retryable(error: APIError, *, idempotent: bool) -> bool:
     return False
 
 
-class _RetryCall:
-    """The retry bookkeeping of one call, built only after its first attempt failed."""
-
-    def __init__(
-        self,
-        policy: RetryPolicy,
-        *,
-        method: str,
-        url: str,
-        idempotent: bool,
-        deadline: float,
-        first_error: APIError,
-    ) -> None:
-        self.policy = policy
-        self.method = method
-        self.url = url
-        self.idempotent = idempotent
-        self.deadline = deadline
-        self.pending: APIError | None = first_error
-        self.next_wait = 0.0
-
-    def plan(self, error: BaseException | None, attempt: int) -> bool:
-        """Decide whether to stop after ``attempt`` failed with ``error``; set the wait."""
-        if not isinstance(error, APIError) or not is_retryable(error, idempotent=self.idempotent):
-            return True
-        if attempt >= self.policy.attempts:
-            return True
-        retry_after = error.retry_after if isinstance(error, APIStatusError) else None
-        if retry_after is not None and retry_after > self.policy.max_retry_after:
-            _log.debug(
-                "not retrying %s %s: Retry-After %.1fs exceeds the cap of %.1fs",
-                self.method,
-                self.url,
-                retry_after,
-                self.policy.max_retry_after,
-            )
-            return True
-        wait = max(retry_after or 0.0, self.policy.backoff(attempt))
-        if time.monotonic() + wait >= self.deadline:
-            return True
-        self.next_wait = wait
-        return False
+def retry_after(error: BaseException) -> float | None:
+    """The server's ``Retry-After`` in seconds, if ``error`` is an answer that gave one."""
+    return error.retry_after if isinstance(error, APIStatusError) else None
 
 
 async def call_with_retries(
@@ -167,94 +120,35 @@ async def call_with_retries(
     url: str,
     idempotent: bool,
     attempt_timeout: float,
+    route: str = "",
+    events: Emitter | None = None,
+    call_id: int = 0,
 ) -> _T:
     """Run ``attempt(timeout)`` until it succeeds or the policy says stop.
 
     ``attempt`` raises :class:`APIError` subclasses; the last one is raised when retries
     end. Each attempt gets the smaller of ``attempt_timeout`` and the budget left.
+    ``route``, ``events`` and ``call_id`` describe the call to logs and hooks.
     """
-    deadline = time.monotonic() + policy.timeout
+    started = time.monotonic()
     try:
         return await attempt(min(attempt_timeout, policy.timeout))
     except APIError as error:
         if policy.attempts == 1 or not is_retryable(error, idempotent=idempotent):
             raise
         first_error = error
-    return await _retry(
-        _RetryCall(
-            policy,
-            method=method,
-            url=url,
-            idempotent=idempotent,
-            deadline=deadline,
-            first_error=first_error,
-        ),
+    from ._retrying import retry_call
+
+    return await retry_call(
+        policy,
         attempt,
-        attempt_timeout,
+        first_error,
+        deadline=started + policy.timeout,
+        method=method,
+        url=url,
+        route=route,
+        idempotent=idempotent,
+        attempt_timeout=attempt_timeout,
+        events=events,
+        call_id=call_id,
     )
-
-
-async def _retry(
-    call: _RetryCall, attempt: Callable[[float], Awaitable[_T]], attempt_timeout: float
-) -> _T:
-    import tenacity as _tenacity
-
-    policy = call.policy
-
-    async def next_attempt() -> _T:
-        # tenacity's first attempt replays the failure that brought us here, so its
-        # attempt numbers match ours and its first wait comes before our second request.
-        if call.pending is not None:
-            error, call.pending = call.pending, None
-            raise error
-        left = call.deadline - time.monotonic()
-        if left <= 0:
-            raise APITimeoutError(
-                f"{call.method} {call.url}: the retry budget of {policy.timeout:.1f}s ran out",
-                method=call.method,
-                url=call.url,
-                outcome_unknown=not call.idempotent,
-            )
-        return await attempt(min(attempt_timeout, left))
-
-    def stop(state: _tenacity.RetryCallState) -> bool:
-        error = state.outcome.exception() if state.outcome is not None else None
-        return call.plan(error, state.attempt_number)
-
-    def before_sleep(state: _tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        assert isinstance(error, APIError)
-        event = RetryEvent(
-            attempt=state.attempt_number,
-            wait=call.next_wait,
-            cause=error,
-            method=call.method,
-            url=call.url,
-        )
-        _log.debug(
-            "retrying %s %s after attempt %d failed (%s: %s); waiting %.2fs",
-            call.method,
-            call.url,
-            event.attempt,
-            type(error).__name__,
-            error,
-            event.wait,
-        )
-        if policy.on_retry is not None:
-            policy.on_retry(event)
-
-    async def sleep(_seconds: float) -> None:
-        # tenacity computes its wait before calling stop, and plan() (run by stop) sets
-        # this retry's wait: tenacity's argument is the previous retry's wait. Sleep ours,
-        # the one before_sleep just reported.
-        await asyncio.sleep(0 if policy.testing else call.next_wait)
-
-    retrying = _tenacity.AsyncRetrying(
-        retry=_tenacity.retry_if_exception_type(APIError),
-        stop=stop,
-        wait=lambda _state: call.next_wait,
-        sleep=sleep,
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    return await retrying(next_attempt)

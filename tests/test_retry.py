@@ -22,7 +22,7 @@ from aioresponses import aioresponses
 from conftest import API, API_KEY, LocalServer, RawServer, total_calls
 
 import streamrun_async as sr
-from streamrun_async import _retry
+from streamrun_async import _retrying
 
 Call = Callable[[sr.StreamrunClient], Awaitable[Any]]
 
@@ -491,7 +491,7 @@ async def test_the_wait_slept_is_the_wait_reported(
         slept.append(float(seconds))
         await real_sleep(0)
 
-    monkeypatch.setattr(_retry, "asyncio", types.SimpleNamespace(sleep=fake_sleep))
+    monkeypatch.setattr(_retrying, "asyncio", types.SimpleNamespace(sleep=fake_sleep))
     url = f"{API}/instances"
     mock_api.get(url, status=429, headers={"Retry-After": "7"})
     mock_api.get(url, status=503, headers={"Retry-After": "3"})
@@ -517,7 +517,7 @@ async def test_testing_mode_does_not_sleep(
         slept.append(float(seconds))
         await real_sleep(0)
 
-    monkeypatch.setattr(_retry, "asyncio", types.SimpleNamespace(sleep=fake_sleep))
+    monkeypatch.setattr(_retrying, "asyncio", types.SimpleNamespace(sleep=fake_sleep))
     mock_api.get(f"{API}/instances", status=429, headers={"Retry-After": "30"})
     mock_api.get(f"{API}/instances", payload=[])
     async with sr.StreamrunClient(API_KEY, retry=sr.RetryPolicy.for_testing()) as c:
