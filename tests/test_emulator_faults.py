@@ -14,6 +14,9 @@ from streamrun_async.testing import DROPPED, UNMATCHED, Emulator, Fault
 
 LAUNCH = "POST /configurations/{configurationId}/instances"
 LIST = "GET /instances"
+# Raw shapes of the emulator as it was before dialects; tests/test_dialects_emulator.py
+# covers the other dialects, the default among them.
+pytestmark = pytest.mark.streamrun_emulator(dialect="classic")
 
 
 def launch_path(api: RawApi) -> str:
@@ -166,7 +169,7 @@ async def test_rates_per_route_and_global(raw_api: RawApi) -> None:
 
 async def test_rates_are_reproducible_with_a_seed() -> None:
     async def statuses(seed: int) -> list[int]:
-        emu = Emulator(clock="virtual", seed=seed)
+        emu = Emulator(clock="virtual", seed=seed, dialect="classic")
         emu.faults.set_rate(Fault.HTTP_503, 0.3)
         emu.faults.set_rate(Fault.HTTP_500, 0.2, route=LIST)
         emu.faults.set_rate(Fault.MALFORMED_JSON, 0.1)

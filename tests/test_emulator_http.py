@@ -12,6 +12,9 @@ from conftest import RawApi
 from streamrun_async.testing import ROUTES, ConfigurationSeed, DestinationSeed, Emulator
 
 LAUNCH = "POST /configurations/{configurationId}/instances"
+# Raw shapes of the emulator as it was before dialects; tests/test_dialects_emulator.py
+# covers the other dialects, the default among them.
+pytestmark = pytest.mark.streamrun_emulator(dialect="classic")
 
 
 def is_timestamp(text: str) -> bool:
@@ -396,7 +399,7 @@ async def test_path_ids_are_single_segments(
     assert message in answer.error[1]
 
 
-@pytest.mark.streamrun_emulator(envelopes=True)
+@pytest.mark.streamrun_emulator(dialect="wrapped")
 async def test_envelopes(raw_api: RawApi) -> None:
     emu = raw_api.emulator
     cfg = emu.configuration_ids[0]

@@ -18,10 +18,11 @@ LIST = "GET /instances"
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=[False, True], ids=["bare", "envelopes"])
+@pytest.fixture(params=["classic", "wrapped"])
 async def emu(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
-    """An emulator answering bare bodies, then one answering envelopes."""
-    emulator = Emulator(clock="virtual", boot_time=10, envelopes=request.param, epoch=EPOCH)
+    """An emulator answering bare bodies, then one answering envelopes (every dialect:
+    tests/test_dialect_matrix.py)."""
+    emulator = Emulator(clock="virtual", boot_time=10, dialect=request.param, epoch=EPOCH)
     async with emulator:
         yield emulator
 
@@ -231,7 +232,7 @@ async def test_launch_many_is_exactly_once_despite_lost_answers() -> None:
 # -- the pytest plugin, as a user meets it ----------------------------------------
 
 
-@pytest.mark.streamrun_emulator(capacity=1, boot_time=5, envelopes=True)
+@pytest.mark.streamrun_emulator(capacity=1, boot_time=5, dialect="wrapped")
 async def test_plugin_fixtures(
     streamrun_emulator: Emulator, streamrun_client: sr.StreamrunClient
 ) -> None:

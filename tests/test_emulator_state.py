@@ -10,6 +10,10 @@ from conftest import RawApi
 
 from streamrun_async.testing import Emulator
 
+# Raw shapes of the emulator as it was before dialects; tests/test_dialects_emulator.py
+# covers the other dialects, the default among them.
+pytestmark = pytest.mark.streamrun_emulator(dialect="classic")
+
 
 def states(api: RawApi, ids: list[str]) -> list[str]:
     state = api.emulator.state

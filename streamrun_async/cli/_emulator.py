@@ -1,104 +1,31 @@
-"""``streamrun emulator``: serve the embedded Streamrun emulator until Ctrl-C."""
+"""``streamrun emulator``: the emulator command of ``python -m streamrun_async.testing``.
+
+Its arguments go to that command's parser untouched, so both take the same options and
+print the same banner; ``streamrun emulator --help`` shows them.
+"""
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
-from ._runtime import Runtime, json_option
+from ._runtime import Runtime
 
 __all__ = ["emulator"]
 
 
-@click.command()
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8787,
-    show_default=True,
-    help="Port to listen on; 0 picks a free one.",
+@click.command(
+    add_help_option=False,  # --help goes to the shared parser, which knows the options
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--boot-time",
-    type=click.FloatRange(min=0),
-    default=2.0,
-    show_default=True,
-    metavar="S",
-    help="Seconds from QUEUED to RUNNING.",
-)
-@click.option(
-    "--boot-jitter",
-    type=click.FloatRange(min=0),
-    default=1.0,
-    show_default=True,
-    metavar="S",
-    help="Up to this many more seconds, at random.",
-)
-@click.option(
-    "--capacity",
-    type=click.IntRange(min=1),
-    help="Servers instances run on; the rest stay QUEUED (default: unlimited).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of ids and jitter.")
-@json_option
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
-def emulator(
-    rt: Runtime,
-    port: int,
-    host: str,
-    boot_time: float,
-    boot_jitter: float,
-    capacity: int | None,
-    seed: int,
-) -> None:
-    """Serve a local Streamrun emulator until Ctrl-C.
+def emulator(rt: Runtime, args: tuple[str, ...]) -> None:
+    """Serve a local Streamrun emulator until Ctrl-C (options: streamrun emulator --help).
 
-    It prints its URL and its API key: a throwaway key made for this run, which is
-    the only key the CLI ever prints.
+    It prints the base URL to pass as --base-url and export lines for STREAMRUN_BASE_URL
+    and STREAMRUN_API_KEY: a throwaway key made for this run, the only key the CLI prints.
     """
     # Imported only here: aiohttp.web costs start-up time the other commands never need.
-    from streamrun_async.testing import Emulator
+    from streamrun_async.testing._command import main
 
-    server = Emulator(
-        host=host,
-        port=port,
-        clock="real",
-        boot_time=boot_time,
-        boot_jitter=boot_jitter,
-        capacity=capacity,
-        seed=seed,
-    )
-    rt.interrupt_note = lambda: "emulator stopped; its instances ended with it"
-
-    async def main() -> None:
-        try:
-            await server.start()
-        except OSError as error:
-            rt.fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
-        try:
-            if rt.json_output:
-                rt.print_json_line(
-                    {
-                        "url": server.url,
-                        "api_key": server.api_key,
-                        "configuration_ids": list(server.configuration_ids),
-                        "destination_ids": list(server.destination_ids),
-                    }
-                )
-            else:
-                key = server.api_key
-                click.echo(f"Streamrun emulator listening on {server.url}")
-                click.echo("For the CLI:")
-                click.echo(f"  export STREAMRUN_BASE_URL={server.url}")
-                click.echo(f"  export STREAMRUN_API_KEY={key}")
-                click.echo("  streamrun configurations list")
-                click.echo(f'In Python: StreamrunClient("{key}", base_url="{server.url}")')
-                click.echo("Ctrl-C to stop.")
-            await asyncio.Event().wait()
-        finally:
-            await server.close()
-
-    # Ctrl-C is how a server is meant to end: exit 0.
-    rt.run(main, interrupted_exit=0)
+    main(args, prog="streamrun emulator", json_output=rt.json_output)

@@ -12,11 +12,14 @@
         assert emu.state.count("RUNNING") == 1
 
 It is a real aiohttp.web server that any HTTP client can talk to; it knows nothing of
-the SDK except `Emulator.client()`. Also a pytest plugin (fixtures ``streamrun_emulator``
+the SDK except `Emulator.client()`. It speaks a `Dialect` (``Emulator(dialect=
+Dialect.text_answers())``; presets in `Dialect.presets()`), by default `Dialect.observed`,
+the shapes seen from the live API. Also a pytest plugin (fixtures ``streamrun_emulator``
 and ``streamrun_client``) and ``python -m streamrun_async.testing``.
 """
 
 from ._clock import ClockKind
+from ._dialect import Dialect
 from ._emulator import Emulator
 from ._faults import Decision, Fault, Faults
 from ._routes import API_PREFIX, ROUTES
@@ -53,6 +56,7 @@ __all__ = [
     "ClockKind",
     "ConfigurationSeed",
     "Decision",
+    "Dialect",
     "DestinationSeed",
     "Emulator",
     "Fault",

@@ -1,16 +1,20 @@
 """The aiohttp.web application: routing, auth, faults, stats, JSON in and out.
 
 Handlers stay thin: parse (``_validation``), act (``_state.Account``), render. One
-middleware wraps every request, matched or not, with fault injection, auth, the JSON
-error body, ``X-Request-Id`` and the stats. Adding a route is an entry in ``ROUTES`` and
-in ``_Api.handlers``. ``GET /api/v1/openapi.json`` (the API's description) stands apart:
-it is public documentation, so it needs no key (tools fetch a schema before they know how
-to authenticate, and should not be handed the key for that), and it is never faulted.
+middleware wraps every request, matched or not, with fault injection, auth, the error
+body, ``X-Request-Id`` and the stats. Every body is rendered in the account's `Dialect`
+(envelopes, states, timestamps, pages, empty lists, error bodies, launch and stop answers).
+Adding a route is an entry in ``ROUTES`` and in ``_Api.handlers``.
+``GET /api/v1/openapi.json`` (the API's description) stands apart: it is public
+documentation, so it needs no key (tools fetch a schema before they know how to
+authenticate, and should not be handed the key for that), and it is never faulted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import email.utils
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,7 +26,7 @@ from aiohttp import hdrs, web
 from ._errors import ApiError
 from ._faults import Decision, Fault, Faults
 from ._routes import API_PREFIX, OPENAPI_PATH, ROUTES, openapi_document
-from ._seed import ConfigurationSeed, DestinationSeed, describe_element
+from ._seed import ConfigurationSeed, DestinationSeed, describe_element, element_settings
 from ._state import Account, Instance, InstanceRequest
 from ._stats import DROPPED, UNMATCHED, Stats
 from ._validation import parse_launch, parse_outputs, parse_overrides_patch
@@ -46,19 +50,10 @@ _STATUS_FAULTS: Mapping[Fault, tuple[int, str]] = {
 _NO_FAULT = Decision(None, 0.0)
 
 
-def build_app(
-    *, account: Account, faults: Faults, stats: Stats, api_key: str, envelopes: bool
-) -> web.Application:
-    """The emulator's application, serving ``ROUTES`` under ``/api/v1``."""
-    return _Api(account, faults, stats, api_key, envelopes).application()
-
-
-def _error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
-    )
+def build_app(*, account: Account, faults: Faults, stats: Stats, api_key: str) -> web.Application:
+    """The emulator's application, serving ``ROUTES`` under ``/api/v1`` in the account's
+    dialect."""
+    return _Api(account, faults, stats, api_key).application()
 
 
 def _garbled(response: web.StreamResponse) -> web.Response:
@@ -75,15 +70,17 @@ def _garbled(response: web.StreamResponse) -> web.Response:
     return web.Response(status=status, body=cut, headers=headers, content_type="application/json")
 
 
+def _text(text: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/plain")
+
+
 class _Api:
-    def __init__(
-        self, account: Account, faults: Faults, stats: Stats, api_key: str, envelopes: bool
-    ) -> None:
+    def __init__(self, account: Account, faults: Faults, stats: Stats, api_key: str) -> None:
         self._account = account
+        self._dialect = account.dialect
         self._faults = faults
         self._stats = stats
         self._authorization = f"Bearer {api_key}".encode()
-        self._envelopes = envelopes
         self._route_names: dict[web.AbstractRoute, str] = {}
         self._public: web.AbstractResource | None = None
 
@@ -147,11 +144,11 @@ class _Api:
             self._authenticate(request)
             return await handler(request)
         except ApiError as exc:
-            return _error(exc.status, exc.code, exc.message)
+            return self._error(exc.status, exc.code, exc.message)
         except web.HTTPException as exc:  # the router's 404 and 405, a body too large...
             allow = exc.headers.get(hdrs.ALLOW)
             message = f"{exc.reason}: {request.method} {request.path}"
-            return _error(
+            return self._error(
                 exc.status,
                 exc.reason.lower().replace(" ", "_"),
                 message if allow is None else f"{message} (allowed: {allow})",
@@ -173,7 +170,7 @@ class _Api:
             return None
         status, code = _STATUS_FAULTS[fault]
         headers = {"Retry-After": str(self._faults.retry_after)} if status == 429 else None
-        return _error(status, code, f"injected fault {fault.value}", headers)
+        return self._error(status, code, f"injected fault {fault.value}", headers)
 
     def _drop(self, request: web.Request, route: str) -> web.Response:
         """Close the connection unanswered. aiohttp then fails to write the returned
@@ -183,9 +180,20 @@ class _Api:
         self._stats.record(route, DROPPED)
         return web.Response()
 
-    # -- rendering --------------------------------------------------------------
+    # -- rendering, in the dialect ------------------------------------------------
 
-    def _answer(
+    def _error(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        if self._dialect.error_body == "text":
+            return web.Response(
+                status=status, text=message, content_type="text/plain", headers=headers
+            )
+        return web.json_response(
+            {"error": {"code": code, "message": message}}, status=status, headers=headers
+        )
+
+    def _object(
         self,
         key: str,
         payload: object,
@@ -193,75 +201,204 @@ class _Api:
         status: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> web.Response:
-        body = {key: payload} if self._envelopes else payload
+        body = {key: payload} if self._dialect.object_envelopes else payload
         return web.json_response(body, status=status, headers=headers)
 
-    def _timestamp(self, seconds: float) -> str:
+    def _list(
+        self, key: str, items: list[dict[str, Any]], request: web.Request | None = None
+    ) -> web.Response:
+        """A list answer: cut into a page when ``request`` may be paginated, empty lists
+        in the dialect's empty form."""
+        dialect = self._dialect
+        headers: dict[str, str] = {}
+        beside: dict[str, str] = {}
+        if request is not None and dialect.page_size is not None:
+            start = self._page_start(request)
+            end = start + dialect.page_size
+            if end < len(items):
+                if dialect.pagination == "link":
+                    headers[hdrs.LINK] = (
+                        f'<{request.url.with_query(page=end // dialect.page_size + 1)}>; rel="next"'
+                    )
+                elif dialect.pagination == "field":
+                    beside["next"] = str(
+                        request.rel_url.with_query(page=end // dialect.page_size + 1)
+                    )
+                else:
+                    beside["nextCursor"] = _cursor(end)
+            items = items[start:end]
+        if not items and not beside and dialect.empty_list != "envelope":
+            return self._empty(key)
+        body: object = {key: items, **beside} if dialect.envelopes else items
+        return web.json_response(body, headers=headers)
+
+    def _page_start(self, request: web.Request) -> int:
+        size = self._dialect.page_size or 1
+        if self._dialect.pagination == "cursor":
+            token = request.query.get("cursor")
+            if token is None:
+                return 0
+            try:
+                return int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("at:"))
+            except ValueError:
+                raise ApiError(
+                    400, "invalid_request", "cursor is not one this server gave"
+                ) from None
+        page = request.query.get("page", "1")
+        if not page.isdigit() or int(page) < 1:
+            raise ApiError(400, "invalid_request", f"page must be a positive integer, got {page!r}")
+        return (int(page) - 1) * size
+
+    def _empty(self, key: str) -> web.Response:
+        form = self._dialect.empty_list
+        if form == "no_content":
+            return web.Response(status=204)
+        body = {"null": None, "object": {}, "null_envelope": {key: None}}[form]
+        return web.json_response(body)
+
+    def _done(self, kind: str, stopped: list[Instance], *, one: bool) -> web.Response:
+        """The answer of a stop (or of a restart, ``kind="restart"``)."""
+        form = self._dialect.restart_answer if kind == "restart" else self._dialect.stop_answer
+        if form == "no_content":
+            return web.Response(status=204)
+        if form == "text_ok":
+            return _text("OK")
+        if kind == "restart":
+            return self._object("instance", self._instance(stopped[0], detail=True))
+        shown = [self._instance(i, state="STOPPING") for i in stopped]
+        return self._object("instance", shown[0]) if one else self._list("instances", shown)
+
+    def _timestamp(self, seconds: float) -> str | int:
         moment: datetime = self._account.epoch + timedelta(seconds=seconds)
+        form = self._dialect.timestamps
+        if form == "epoch_s":
+            return int(moment.timestamp())
+        if form == "epoch_ms":
+            return int(moment.timestamp() * 1000)
+        if form == "rfc1123":
+            return email.utils.format_datetime(moment, usegmt=True)
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    def _configuration(self, cfg: ConfigurationSeed) -> dict[str, Any]:
-        elements = []
-        for element_id in cfg.elements:
-            kind, title = describe_element(element_id)
-            elements.append({"id": element_id, "title": title, "type": kind})
-        return {
-            "id": cfg.id,
-            "name": cfg.name,
-            "elements": elements,
-            "createdAt": self._timestamp(0),
-        }
+    def _configuration(self, cfg: ConfigurationSeed, *, summary: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": cfg.id, "name": cfg.name}
+        if not summary:
+            elements = {}
+            for element_id in cfg.elements:
+                kind, title = describe_element(element_id)
+                element: dict[str, Any] = {"title": title, "type": kind}
+                if self._dialect.element_settings:
+                    destinations = tuple(self._account.destinations)
+                    element["settings"] = element_settings(element_id, cfg.elements, destinations)
+                elements[element_id] = element
+            body["elements"] = (
+                elements
+                if self._dialect.elements_form == "object"
+                else [{"id": element_id, **e} for element_id, e in elements.items()]
+            )
+        body["createdAt"] = self._timestamp(0)
+        return body
 
-    def _instance(self, instance: Instance) -> dict[str, Any]:
-        return {
-            "id": instance.id,
-            "configurationId": instance.configuration_id,
-            "name": instance.name,
-            "state": instance.state,
-            "requestId": instance.request_id,
-            "outputs": instance.outputs,
-            "createdAt": self._timestamp(instance.created_at),
-            "overrides": instance.overrides,
-        }
+    def _instance(
+        self, instance: Instance, *, detail: bool = False, state: str | None = None
+    ) -> dict[str, Any]:
+        dialect = self._dialect
+        body: dict[str, Any] = {"id": instance.id}
+        if dialect.instance_configuration_id:
+            body["configurationId"] = instance.configuration_id
+        if dialect.instance_names != "absent":
+            body["name"] = dialect.spell_name(instance.name)
+        status = dialect.spell_state(state or instance.state)
+        if detail and dialect.detail_state == "object":
+            runtime: dict[str, Any] = {}
+            if dialect.status_field != "status":
+                runtime[dialect.status_field.removeprefix("state.")] = status
+            else:
+                body["status"] = status
+            runtime["elements"] = [
+                {"id": element_id, "type": element_id.rsplit("-", 1)[0], "state": element_state}
+                for element_id, element_state in self._element_states(instance)
+            ]
+            body["state"] = runtime
+            body["streamkey"] = instance.stream_key
+        else:
+            body["state"] = status
+        if dialect.instance_request_id:
+            body["requestId"] = instance.request_id
+        body["outputs"] = instance.outputs
+        body["createdAt"] = self._timestamp(instance.created_at)
+        body["overrides"] = instance.overrides
+        return body
+
+    def _element_states(self, instance: Instance) -> list[tuple[str, dict[str, Any]]]:
+        """Each element's runtime state: an input's stream key and frame rate."""
+        states = []
+        for element_id in self._account.configurations[instance.configuration_id].elements:
+            key = instance.input_keys.get(element_id)
+            runtime: dict[str, Any] = {}
+            if key is not None:
+                runtime = {"streamkey": key, "fps": instance.input_fps.get(element_id, 0.0)}
+            states.append((element_id, runtime))
+        return states
 
     def _instance_request(self, request: InstanceRequest) -> dict[str, Any]:
         return {
             "id": request.id,
             "configurationId": request.configuration_id,
-            "state": request.state,
+            "state": self._dialect.spell_state(self._account.request_state(request)),
             "instanceIds": list(request.instance_ids),
             "numberOfInstances": len(request.instance_ids),
             "createdAt": self._timestamp(request.created_at),
         }
 
-    @staticmethod
-    def _destination(destination: DestinationSeed) -> dict[str, Any]:
-        return {"id": destination.id, "name": destination.name, "platform": destination.platform}
+    def _destination(self, destination: DestinationSeed) -> dict[str, Any]:
+        body: dict[str, Any] = {"id": destination.id, "name": destination.name}
+        if self._dialect.destination_platform:
+            body["platform"] = destination.platform
+        return body
+
+    def _launched(self, request: web.Request, launched: InstanceRequest) -> web.Response:
+        form = self._dialect.launch_answer
+        location = f"{API_PREFIX}/instance-requests/{launched.id}"
+        if form == "absolute_location":
+            location = f"{request.url.origin()}{location}"
+        headers: dict[str, str] = {hdrs.LOCATION: location}
+        if form == "see_other":
+            return web.Response(status=303, headers=headers)
+        if form == "instance_body":
+            made = [self._account.find(i) for i in launched.instance_ids]
+            shown = [self._instance(i, detail=True) for i in made if i is not None]
+            if len(shown) == 1:
+                return self._object("instance", shown[0], status=201)
+            return web.json_response({"instances": shown}, status=201)
+        status = 202 if form.startswith("accepted") else 201
+        if form.endswith("no_location"):
+            headers = {}
+        return self._object(
+            "instanceRequest", self._instance_request(launched), status=status, headers=headers
+        )
 
     # -- the endpoints, in the order of the API table ------------------------------
 
     async def list_configurations(self, request: web.Request) -> web.Response:
-        configurations = self._account.configurations.values()
-        return self._answer("configurations", [self._configuration(c) for c in configurations])
+        summary = self._dialect.list_summaries
+        shown = [
+            self._configuration(c, summary=summary) for c in self._account.configurations.values()
+        ]
+        return self._list("configurations", shown, request)
 
     async def get_configuration(self, request: web.Request) -> web.Response:
         cfg = self._account.configuration(request.match_info["configurationId"])
-        return self._answer("configuration", self._configuration(cfg))
+        return self._object("configuration", self._configuration(cfg))
 
     async def launch(self, request: web.Request) -> web.Response:
         cfg = self._account.configuration(request.match_info["configurationId"])
         specs = parse_launch(await request.read(), cfg)
         launched = self._account.launch(request.match_info["configurationId"], specs)
-        return self._answer(
-            "instanceRequest",
-            self._instance_request(launched),
-            status=201,
-            headers={hdrs.LOCATION: f"{API_PREFIX}/instance-requests/{launched.id}"},
-        )
+        return self._launched(request, launched)
 
     async def list_configuration_instances(self, request: web.Request) -> web.Response:
-        instances = self._account.instances(request.match_info["configurationId"])
-        return self._answer("instances", [self._instance(i) for i in instances])
+        instances = self._account.listed(request.match_info["configurationId"])
+        return self._list("instances", [self._instance(i) for i in instances], request)
 
     async def set_outputs(self, request: web.Request) -> web.Response:
         configuration_id = request.match_info["configurationId"]
@@ -271,42 +408,42 @@ class _Api:
         return web.Response(status=204)
 
     async def stop_configuration(self, request: web.Request) -> web.Response:
-        self._account.stop(self._account.instances(request.match_info["configurationId"]))
-        return web.Response(status=204)
+        stopped = self._account.stop_many(request.match_info["configurationId"])
+        return self._done("stop", stopped, one=False)
 
     async def get_instance_request(self, request: web.Request) -> web.Response:
-        found = self._account.request(request.match_info["requestId"])
-        return self._answer("instanceRequest", self._instance_request(found))
+        found = self._account.request(request.match_info["requestId"], reading=True)
+        return self._object("instanceRequest", self._instance_request(found))
 
     async def list_instances(self, request: web.Request) -> web.Response:
-        return self._answer("instances", [self._instance(i) for i in self._account.instances()])
+        instances = self._account.listed()
+        return self._list("instances", [self._instance(i) for i in instances], request)
 
     async def stop_all(self, request: web.Request) -> web.Response:
-        self._account.stop(self._account.instances())
-        return web.Response(status=204)
+        return self._done("stop", self._account.stop_many(), one=False)
 
     async def get_instance(self, request: web.Request) -> web.Response:
-        instance = self._account.instance(request.match_info["instanceId"])
-        return self._answer("instance", self._instance(instance))
+        instance = self._account.shown(request.match_info["instanceId"])
+        return self._object("instance", self._instance(instance, detail=True))
 
     async def stop_instance(self, request: web.Request) -> web.Response:
-        self._account.stop([self._account.instance(request.match_info["instanceId"])])
-        return web.Response(status=204)
+        stopped = self._account.stop_one(request.match_info["instanceId"])
+        return self._done("stop", [stopped], one=True)
 
     async def restart(self, request: web.Request) -> web.Response:
         instance = self._account.restart(request.match_info["instanceId"])
-        return self._answer("instance", self._instance(instance))
+        return self._done("restart", [instance], one=True)
 
     async def get_overrides(self, request: web.Request) -> web.Response:
-        instance = self._account.instance(request.match_info["instanceId"])
-        return self._answer("overrides", instance.overrides)
+        instance = self._account.shown(request.match_info["instanceId"])
+        return self._object("overrides", instance.overrides)
 
     async def update_overrides(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instanceId"]
-        instance = self._account.instance(instance_id)
+        instance = self._account.writable(instance_id)
         cfg = self._account.configuration(instance.configuration_id)
         patch = parse_overrides_patch(await request.read(), cfg)
-        return self._answer("overrides", self._account.update_overrides(instance_id, patch))
+        return self._object("overrides", self._account.update_overrides(instance_id, patch))
 
     async def openapi(self, request: web.Request) -> web.Response:
         # The emulator names itself as the server, so tools pointed here test it.
@@ -314,5 +451,9 @@ class _Api:
         return web.json_response({**openapi_document(), "servers": [server]})
 
     async def list_destinations(self, request: web.Request) -> web.Response:
-        destinations = self._account.destinations.values()
-        return self._answer("destinations", [self._destination(d) for d in destinations])
+        destinations = [self._destination(d) for d in self._account.destinations.values()]
+        return self._list("destinations", destinations, request)
+
+
+def _cursor(start: int) -> str:
+    return base64.urlsafe_b64encode(f"at:{start}".encode()).decode()

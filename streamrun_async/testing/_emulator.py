@@ -13,6 +13,7 @@ from aiohttp import web
 
 from ._app import build_app
 from ._clock import ClockKind, RealClock, VirtualClock
+from ._dialect import Dialect
 from ._faults import Faults
 from ._seed import DEMO_CONFIGURATIONS, DEMO_DESTINATIONS, ConfigurationSeed, DestinationSeed
 from ._snapshot import BillingReport, StateSnapshot
@@ -42,9 +43,11 @@ class Emulator:
     until it stops, others wait QUEUED in launch order. ``slot_limit``: instances queued
     or running at once per account (None: unlimited); ``boot_time`` plus up to
     ``boot_jitter`` seconds from a server to RUNNING; ``idle_timeout``: seconds a
-    RUNNING instance with outputs OFFLINE lives (None: forever); ``envelopes``: wrap
-    bodies as ``{"instances": [...]}``; ``seed``: for ids, jitter and faults; ``epoch``:
-    the wall time emulator time 0 stands for in ``createdAt`` (default: now).
+    RUNNING instance with outputs OFFLINE lives (None: forever); ``dialect``: how the
+    server spells its answers, a `Dialect` or a preset's name (default:
+    `Dialect.observed`); ``fail_rate``: the share of boots that end FAILED instead of
+    RUNNING; ``seed``: for ids, stream keys, jitter, failures and faults; ``epoch``: the
+    wall time emulator time 0 stands for in ``createdAt`` (default: now).
     """
 
     def __init__(
@@ -61,7 +64,8 @@ class Emulator:
         boot_time: float = 2.0,
         boot_jitter: float = 0.0,
         idle_timeout: float | None = 300.0,
-        envelopes: bool = False,
+        dialect: Dialect | str | None = None,
+        fail_rate: float = 0.0,
         seed: int = 0,
         epoch: datetime | None = None,
     ) -> None:
@@ -73,6 +77,10 @@ class Emulator:
             configurations = [
                 ConfigurationSeed(f"Configuration {n}") for n in range(1, configurations + 1)
             ]
+        if isinstance(dialect, str):
+            dialect = Dialect.named(dialect)
+        self.dialect: Dialect = dialect or Dialect.observed()
+        """How this server spells its answers."""
         self.api_key = api_key or f"sr_test_{secrets.token_hex(16)}"
         """The key the server accepts as ``Authorization: Bearer <api_key>``."""
         self.seed = seed
@@ -95,13 +103,14 @@ class Emulator:
             idle_timeout=idle_timeout,
             seed=seed,
             epoch=(epoch or datetime.now(UTC).replace(microsecond=0)).astimezone(UTC),
+            dialect=self.dialect,
+            fail_rate=fail_rate,
         )
-        self._envelopes = envelopes
         self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
         where = self.url if self._runner is not None else "stopped"
-        return f"<Emulator {where} seed={self.seed}>"
+        return f"<Emulator {where} dialect={self.dialect.name} seed={self.seed}>"
 
     # -- serving ----------------------------------------------------------------
 
@@ -116,7 +125,6 @@ class Emulator:
             faults=self.faults,
             stats=self.stats,
             api_key=self.api_key,
-            envelopes=self._envelopes,
         )
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         await runner.setup()
@@ -191,6 +199,16 @@ class Emulator:
     def close_editor(self) -> None:
         """Close the editor, stopping its PREVIEW instance."""
         self._account.close_editor()
+
+    def fail_instance(self, instance_id: str) -> None:
+        """Make a live instance fail now: it leaves its server, is no longer billed, and is
+        shown as the dialect's ``failed_state`` (FAILED or ERROR) until deleted. A request
+        whose instances all failed or stopped, one at least failed, is shown failed too."""
+        self._account.fail(instance_id)
+
+    def set_input_fps(self, instance_id: str, element_id: str, fps: float) -> None:
+        """Report ``fps`` for an input of an instance, as if an encoder pushed into it."""
+        self._account.set_input_fps(instance_id, element_id, fps)
 
     # -- time ---------------------------------------------------------------------
 

@@ -7,7 +7,10 @@
         await streamrun_client.configurations.launch(streamrun_emulator.configuration_ids[0])
         await streamrun_emulator.advance(10)
 
-The emulator runs on the virtual clock; the marker's keywords go to `Emulator`. The
+The emulator runs on the virtual clock; the marker's keywords go to `Emulator`
+(``dialect=`` takes a `Dialect` or a preset's name). Markers add up, the closest winning
+per keyword: a module's ``pytestmark = pytest.mark.streamrun_emulator(dialect="classic")``
+and a test's ``@pytest.mark.streamrun_emulator(capacity=1)`` give both. The
 fixtures need pytest-asyncio; without it this plugin registers only the marker, so it
 never breaks a test suite that does not use it.
 """
@@ -44,8 +47,10 @@ else:
     @pytest_asyncio.fixture
     async def streamrun_emulator(request: pytest.FixtureRequest) -> AsyncIterator[Emulator]:
         """A running `Emulator` on the virtual clock, closed after the test."""
-        marker = request.node.get_closest_marker("streamrun_emulator")
-        options: dict[str, Any] = {"clock": "virtual", **(marker.kwargs if marker else {})}
+        options: dict[str, Any] = {"clock": "virtual"}
+        # iter_markers yields the closest first: apply them farthest first.
+        for marker in reversed(list(request.node.iter_markers("streamrun_emulator"))):
+            options.update(marker.kwargs)
         async with Emulator(**options) as emulator:
             yield emulator
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_ELEMENTS",
@@ -15,6 +15,7 @@ __all__ = [
     "DestinationSeed",
     "Platform",
     "describe_element",
+    "element_settings",
 ]
 
 Platform = Literal["twitch", "youtube", "kick", "rtmp"]
@@ -39,6 +40,25 @@ def describe_element(element_id: str) -> tuple[str, str]:
         raise ValueError(f"element id {element_id!r} is not of the form '<type>-<n>'")
     kind, number = match.groups()
     return kind, f"{_TITLES.get(kind, kind.capitalize())} {number}"
+
+
+def element_settings(
+    element_id: str, elements: Sequence[str], destination_ids: Sequence[str]
+) -> dict[str, Any]:
+    """The saved editor settings of an element, as a configuration's detail shows them."""
+    kind, number = describe_element(element_id)[0], element_id.rsplit("-", 1)[1]
+    if kind == "inputstream":
+        return {"inputType": "rtmp"}
+    if kind == "htmloverlay":
+        return {"url": f"https://example.com/overlay-{number}", "visible": True}
+    if kind == "videoplayer":
+        return {"url": f"https://example.com/video-{number}.mp4", "loop": True}
+    if kind == "switch":
+        inputs = [e for e in elements if e.startswith("inputstream-")]
+        return {"input": inputs[0] if inputs else None}
+    if kind == "outputstream":
+        return {"destinations": list(destination_ids[:1]), "outputs": "OFFLINE"}
+    return {}
 
 
 @dataclass(frozen=True, slots=True)

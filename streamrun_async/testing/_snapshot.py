@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
@@ -18,17 +18,22 @@ __all__ = [
     "StoppedInstance",
 ]
 
-InstanceState = Literal["QUEUED", "STARTING", "RUNNING", "PREVIEW"]
-RequestState = Literal["QUEUED", "RUNNING"]
+InstanceState = Literal[
+    "QUEUED", "STARTING", "RUNNING", "PREVIEW", "STOPPING", "STOPPED", "FAILED", "ERROR"
+]
+RequestState = Literal["QUEUED", "RUNNING", "FAILED", "ERROR"]
 OutputsState = Literal["LIVE", "OFFLINE"]
 # "api": a DELETE asked for it; "idle": RUNNING with outputs OFFLINE for idle_timeout;
-# "editor": the editor closed (or opened another configuration) and took its preview along.
-StopReason = Literal["api", "idle", "editor"]
+# "editor": the editor closed (or opened another configuration) and took its preview along;
+# "failed": it failed to boot (``fail_rate``) or was made to fail (``Emulator.fail_instance``).
+StopReason = Literal["api", "idle", "editor", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
 class InstanceSnapshot:
-    """One live instance; ``created_at`` is in emulator seconds."""
+    """One instance; ``created_at`` is in emulator seconds. ``name`` is as launched,
+    whatever the dialect echoes; ``stream_key`` is the instance's top-level key and
+    ``stream_keys`` maps each input element to the key an encoder publishes with."""
 
     id: str
     configuration_id: str
@@ -38,6 +43,12 @@ class InstanceSnapshot:
     request_id: str | None
     overrides: Mapping[str, Mapping[str, Any]]
     created_at: float
+    stream_key: str = ""
+    stream_keys: Mapping[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # Stream keys are secrets, even in a test's assertion message.
+        return f"InstanceSnapshot(id={self.id!r}, name={self.name!r}, state={self.state!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +79,14 @@ class StoppedInstance:
 
 @dataclass(frozen=True, slots=True)
 class StateSnapshot:
-    """The account at emulator time ``now``: live instances, all requests, all stops."""
+    """The account at emulator time ``now``: live instances, all requests, all stops, and
+    the instances that are gone but still shown (STOPPING, STOPPED, failed)."""
 
     now: float
     instances: tuple[InstanceSnapshot, ...]
     requests: tuple[RequestSnapshot, ...]
     stopped: tuple[StoppedInstance, ...]
+    lingering: tuple[InstanceSnapshot, ...] = ()
 
     def instance(self, instance_id: str) -> InstanceSnapshot:
         """The live instance with that id; KeyError when there is none."""
