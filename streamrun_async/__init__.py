@@ -23,6 +23,8 @@ from ._exceptions import (
     BadRequestError,
     ClientClosedError,
     ConflictError,
+    EventLoopError,
+    IncompleteListError,
     InsecureTransportError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -49,6 +51,7 @@ from ._models import (
     Outputs,
     Overrides,
 )
+from ._resources import AcceptedLaunch
 from ._retry import RetryEvent, RetryPolicy
 from ._watch import ChangeKind, InstanceChange, InstanceWatch, PollPolicy, RequestWatch
 
@@ -80,6 +83,7 @@ _LAZY = {
 __all__ = [
     "DEFAULT_BASE_URL",
     "APIConnectionError",
+    "AcceptedLaunch",
     "APIError",
     "APIStatusError",
     "APITimeoutError",
@@ -91,6 +95,8 @@ __all__ = [
     "ConflictError",
     "Destination",
     "Element",
+    "EventLoopError",
+    "IncompleteListError",
     "InsecureTransportError",
     "Instance",
     "InstanceChange",

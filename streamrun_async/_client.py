@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from functools import cached_property
 from types import TracebackType
@@ -11,20 +11,24 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
+from ._events import Emitter, Hook
 from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, MissingAPIKeyError
-from ._http import Transport, check_base_url
+from ._http import API_PREFIX, Transport, check_base_url
 from ._models import Instance
 from ._resources import Configurations, Destinations, InstanceRequests, Instances
 from ._retry import RetryPolicy
 from ._watch import Poller, PollPolicy
 
 if TYPE_CHECKING:
-    from ._bulk import BulkLaunch, LaunchEvent, LaunchReport, Plan
+    from ._bulk import BulkLaunch, LaunchEvent, LaunchReport, OnExisting, Plan
+    from ._coordinator import Coordinator
 
 __all__ = ["DEFAULT_BASE_URL", "StreamrunClient"]
 
 DEFAULT_BASE_URL = "https://streamrun.com"
 API_KEY_ENV = "STREAMRUN_API_KEY"
+BASE_URL_ENV = "STREAMRUN_BASE_URL"
+_DEFAULT_MAX_CONNECTIONS = 100
 _DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 # The poller retries on its next tick, within each wait's deadline, so a failed poll
 # must not hold the shared loop in a retry sleep of its own.
@@ -52,6 +56,38 @@ def _check_api_key(api_key: str | None) -> str:
     return api_key
 
 
+def _base_url(base_url: str | None, allow_insecure: bool) -> str:
+    if base_url is None:
+        from_env = os.environ.get(BASE_URL_ENV, "").strip()
+        if from_env.rstrip("/").endswith(API_PREFIX):
+            # Say where the URL came from: the caller passed none.
+            raise InvalidArgumentError(
+                f"{BASE_URL_ENV} must not end in {API_PREFIX} (the SDK adds it): drop it"
+            )
+        base_url = from_env or DEFAULT_BASE_URL
+    return check_base_url(base_url, allow_insecure=allow_insecure)
+
+
+def _check_max_connections(value: int | None, session: aiohttp.ClientSession | None) -> int:
+    if value is None:
+        return _DEFAULT_MAX_CONNECTIONS
+    if session is not None:
+        raise InvalidArgumentError(
+            "max_connections applies to the session the client makes: set the limit on the "
+            "connector of the session you pass instead"
+        )
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidArgumentTypeError(f"max_connections must be an int, got {value!r}")
+    if value < 1:
+        raise InvalidArgumentError(f"max_connections must be at least 1, got {value!r}")
+    return value
+
+
+def _check_launch_timeout(timeout: float | timedelta | None) -> float | None:
+    # None is no deadline at all for launch_many, not a default one.
+    return None if timeout is None else _check_timeout(timeout)
+
+
 def _check_timeout(timeout: float | timedelta) -> float:
     seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
@@ -68,23 +104,38 @@ class StreamrunClient:
             for cfg in await client.configurations.list():
                 print(cfg.id, cfg.name)
 
-    ``session``: an ``aiohttp.ClientSession`` you own and close yourself; otherwise the
-    client makes one on first use and closes it in :meth:`aclose`. ``timeout`` bounds each
+    ``base_url`` defaults to ``STREAMRUN_BASE_URL``, else ``https://streamrun.com``; it
+    is the server's root, without ``/api/v1``. ``session``: an ``aiohttp.ClientSession``
+    you own and close yourself; otherwise the client makes one on first use (honouring
+    ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``, at most ``max_connections`` open
+    connections, 100 by default) and closes it in :meth:`aclose`. ``timeout`` bounds each
     attempt; ``retry`` bounds the whole call. Plain ``http://`` is refused except to
-    loopback hosts (the emulator) or with ``allow_insecure=True``.
+    loopback hosts (the emulator) or with ``allow_insecure=True``. ``hooks``: callables
+    (plain or ``async``) given every event of the client (requests, retries, poller ticks,
+    waits, bulk launch steps); see the README's "Observing" section. ``coordinator``: a
+    :class:`FileCoordinator` or :class:`RedisCoordinator` that makes ``launch_many``
+    exactly-once across processes (one host, or many); without it, across this client's
+    calls only.
+
+    A client belongs to one event loop at a time: used again after its loop ended (a
+    second ``asyncio.run``) it opens a new session; used from a second loop while the
+    first still runs, it raises :class:`EventLoopError`.
     """
 
     def __init__(
         self,
         api_key: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         session: aiohttp.ClientSession | None = None,
         retry: RetryPolicy | None = None,
         timeout: float | timedelta = 30.0,
         allow_insecure: bool = False,
         max_response_bytes: int = _DEFAULT_MAX_RESPONSE_BYTES,
         poll: PollPolicy | None = None,
+        hooks: Iterable[Hook] | None = None,
+        max_connections: int | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         key = _check_api_key(api_key)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
@@ -96,15 +147,29 @@ class StreamrunClient:
         self._poll_policy = poll or PollPolicy()
         if not isinstance(max_response_bytes, int) or max_response_bytes < 1:
             raise InvalidArgumentError("max_response_bytes must be a positive int")
+        if callable(hooks) or isinstance(hooks, (str, bytes)):
+            raise InvalidArgumentTypeError("hooks must be a list of callables")
+        self._events = Emitter(hooks)
         self._transport = Transport(
             api_key=key,
-            base_url=check_base_url(base_url, allow_insecure=allow_insecure),
+            base_url=_base_url(base_url, allow_insecure),
             session=session,
             retry=retry or RetryPolicy(),
             timeout=_check_timeout(timeout),
             max_response_bytes=max_response_bytes,
             user_agent=f"streamrun-async/{_version()}",
+            events=self._events,
+            max_connections=_check_max_connections(max_connections, session),
         )
+        # The client the caller made; views from with_options share its poller.
+        self._root = self
+        if coordinator is not None:
+            from ._coordinator import Coordinator
+
+            if not isinstance(coordinator, Coordinator):
+                raise InvalidArgumentTypeError("coordinator must be a Coordinator")
+        # launch_many's lock beyond this client (None: this client's calls only).
+        self._coordinator = coordinator
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
@@ -119,6 +184,35 @@ class StreamrunClient:
     def retry(self) -> RetryPolicy:
         """The retry policy of every call of this client."""
         return self._transport.retry
+
+    @property
+    def timeout(self) -> float:
+        """The time limit of each attempt, in seconds."""
+        return self._transport.timeout
+
+    def with_options(
+        self, *, retry: RetryPolicy | None = None, timeout: float | timedelta | None = None
+    ) -> StreamrunClient:
+        """A view of this client with another retry policy or attempt timeout.
+
+        ``client.with_options(retry=RetryPolicy.disabled()).instances.list()``. The view
+        shares this client's session, poller and lifetime: it is cheap to make per call,
+        its ``aclose()`` does nothing, and closing this client closes it too. Options not
+        given keep this client's values.
+        """
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidArgumentTypeError("retry must be a RetryPolicy")
+        seconds = None if timeout is None else _check_timeout(timeout)
+        root = self._root
+        view = object.__new__(StreamrunClient)
+        view._poll_policy = self._poll_policy
+        view._events = self._events
+        view._transport = self._transport.with_options(retry=retry, timeout=seconds)
+        view._root = root
+        view._events = self._events
+        # Waits through a view join the one poller of the client it came from.
+        view.__dict__["_poller"] = root._poller
+        return view
 
     @property
     def closed(self) -> bool:
@@ -161,25 +255,21 @@ class StreamrunClient:
     def _bulk(
         self,
         plan: Plan,
-        concurrency: int,
-        max_per_request: int,
-        fail_fast: bool,
-        rollback: bool,
         on_progress: Callable[[LaunchEvent], Any] | None,
         report: LaunchReport | None,
+        **options: Any,
     ) -> BulkLaunch:
         # Imported on first use: most programs never bulk-launch, and import time counts.
         from ._bulk import BulkLaunch, normalize_plan
 
         return BulkLaunch(
-            self,
+            self._root,
             normalize_plan(plan),
-            concurrency=concurrency,
-            max_per_request=max_per_request,
-            fail_fast=fail_fast,
-            rollback=rollback,
             on_progress=on_progress,
             report=report,
+            coordinator=self._root._coordinator,
+            attempt_timeout=self.timeout,
+            **options,
         )
 
     async def launch_many(
@@ -192,6 +282,9 @@ class StreamrunClient:
         timeout: float | None = 900.0,
         fail_fast: bool = False,
         rollback: bool = False,
+        on_existing: OnExisting = "keep",
+        dedupe: bool = False,
+        settle: float = 2.0,
         on_progress: Callable[[LaunchEvent], Any] | None = None,
         report: LaunchReport | None = None,
     ) -> LaunchReport:
@@ -200,18 +293,37 @@ class StreamrunClient:
         ``plan`` maps configuration ids to :class:`InstanceSettings` (names unique in the
         plan, checked before any request), or is a sequence of :class:`LaunchSpec`.
         At most ``concurrency`` calls run at once; a configuration's instances go out in
-        POSTs of up to ``max_per_request``. A launch whose answer was lost is reconciled
-        by listing the configuration and relaunching only the names truly missing.
-        Failures are per configuration unless ``fail_fast`` (then :class:`LaunchError`).
-        ``wait=True`` waits for every request to run, through the shared poller, within
-        ``timeout`` seconds for the whole plan. ``rollback=True`` stops what this call
-        launched if it fails or is cancelled. Pass ``report=`` to keep the outcome even
-        when the call is cancelled.
+        POSTs of up to ``max_per_request``. A name another call of this client is
+        launching is waited for, never sent twice. A launch whose answer was lost is
+        settled by listing: its names are relaunched only when two whole lists taken
+        ``settle`` seconds apart agree they are absent, and never where the server is
+        seen not to echo names (those are ``UNKNOWN``). Listed instances that ended
+        (or are STOPPING) do not count as existing.
+
+        ``on_existing``: a name already there is kept as it is (``"keep"``; the report's
+        ``kept_with_different_overrides`` lists those whose overrides differ) or gets the
+        plan's overrides patched onto it (``"update"``). ``dedupe=True``: where a name has
+        several live instances, keep the oldest (``created_at``, then id) and stop the
+        rest (``duplicates_stopped``). Failures are per configuration unless ``fail_fast``
+        (then :class:`LaunchError`, before any waiting). ``wait=True`` waits for every
+        request to run, through the shared poller. ``timeout`` bounds the whole call,
+        launching and waiting (``None``: no deadline). ``rollback=True`` stops what this
+        call launched if it fails or is cancelled. Pass ``report=`` to keep the outcome
+        even when the call is cancelled.
         """
         bulk = self._bulk(
-            plan, concurrency, max_per_request, fail_fast, rollback, on_progress, report
+            plan,
+            on_progress,
+            report,
+            concurrency=concurrency,
+            max_per_request=max_per_request,
+            fail_fast=fail_fast,
+            rollback=rollback,
+            on_existing=on_existing,
+            dedupe=dedupe,
+            settle=settle,
         )
-        return await bulk.run(wait=wait, timeout=timeout)
+        return await bulk.run(wait=wait, timeout=_check_launch_timeout(timeout))
 
     def launch_many_iter(
         self,
@@ -223,6 +335,9 @@ class StreamrunClient:
         timeout: float | None = 900.0,
         fail_fast: bool = False,
         rollback: bool = False,
+        on_existing: OnExisting = "keep",
+        dedupe: bool = False,
+        settle: float = 2.0,
         report: LaunchReport | None = None,
     ) -> AsyncIterator[LaunchEvent]:
         """``launch_many`` as an async iterator of :class:`LaunchEvent`, for progress UIs.
@@ -232,17 +347,31 @@ class StreamrunClient:
         """
         from ._bulk import iterate_launch
 
-        bulk = self._bulk(plan, concurrency, max_per_request, fail_fast, rollback, None, report)
-        return iterate_launch(bulk, wait=wait, timeout=timeout)
+        bulk = self._bulk(
+            plan,
+            None,
+            report,
+            concurrency=concurrency,
+            max_per_request=max_per_request,
+            fail_fast=fail_fast,
+            rollback=rollback,
+            on_existing=on_existing,
+            dedupe=dedupe,
+            settle=settle,
+        )
+        return iterate_launch(bulk, wait=wait, timeout=_check_launch_timeout(timeout))
 
     async def aclose(self) -> None:
         """Close the client (and its own session; never a session you passed in).
 
         Waiters and watches still running end with ``ClientClosedError``.
         """
+        if self._root is not self:
+            return  # a view: the client it came from owns the session and the poller
         # Closed even if never used, so that a later wait fails at once instead of polling.
         await self._poller.close()
         await self._transport.aclose()
+        await self._events.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -8,19 +8,21 @@
     │   └── InsecureTransportError
     ├── InvalidArgumentTypeError      (also TypeError) bad input type, caught before sending
     ├── ClientClosedError             (also RuntimeError) the client was closed
+    ├── EventLoopError                (also RuntimeError) used from two running event loops
     ├── APIError                      .method .url .outcome_unknown
     │   ├── APIConnectionError        no usable answer came back
     │   │   └── APITimeoutError       (also TimeoutError)
     │   ├── APIStatusError            .status .body .request_id .retry_after
     │   │   ├── BadRequestError       400
-    │   │   │   └── NoCapacityError   400 saying there are no free instance slots
+    │   │   │   └── NoCapacityError   a launch refused for want of slots (400/402/403/409)
     │   │   ├── AuthenticationError   401
     │   │   ├── PermissionDeniedError 403
     │   │   ├── NotFoundError         404
     │   │   ├── ConflictError         409
     │   │   ├── RateLimitError        429
     │   │   └── ServerError           5xx
-    │   └── ResponseDecodeError       malformed JSON or an unusable shape; .body
+    │   ├── ResponseDecodeError       malformed JSON or an unusable shape; .body
+    │   └── IncompleteListError       a paginated list could not be read whole
     └── WaitError                     .last_seen
         ├── WaiterError               the waited thing failed or disappeared
         └── WaitTimeoutError          (also TimeoutError) the deadline passed
@@ -43,6 +45,8 @@ __all__ = [
     "BadRequestError",
     "ClientClosedError",
     "ConflictError",
+    "EventLoopError",
+    "IncompleteListError",
     "InsecureTransportError",
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
@@ -84,6 +88,14 @@ class InvalidArgumentTypeError(StreamrunError, TypeError):
 
 class ClientClosedError(StreamrunError, RuntimeError):
     """The client was closed; make a new one."""
+
+
+class EventLoopError(StreamrunError, RuntimeError):
+    """The client is in use in another event loop that is still running.
+
+    A client whose first loop has ended works in the next one (it opens a new session
+    there); two loops running at once (threads) need a client each.
+    """
 
 
 class APIError(StreamrunError):
@@ -140,7 +152,11 @@ class BadRequestError(APIStatusError):
 
 
 class NoCapacityError(BadRequestError):
-    """400 saying the account has no free instance slots."""
+    """A launch refused because the account has no free instance slot.
+
+    Raised for a POST answered 400, 402, 403 or 409 whose message speaks of slots,
+    capacity or a maximum number of instances; ``status`` tells which.
+    """
 
 
 class AuthenticationError(APIStatusError):
@@ -186,6 +202,30 @@ class ResponseDecodeError(APIError):
         super().__init__(message, method=method, url=url, outcome_unknown=outcome_unknown)
         self.body = body
         self.status = status
+
+
+class IncompleteListError(APIError):
+    """A list spread over pages could not be read whole, so none of it is returned.
+
+    Causes: a later page failed (that error is ``__cause__``; ``retry_after`` is copied
+    from it), a next-page link to another host, a link that repeats a page, or more than
+    the page limit. ``pages_read`` and ``items_read`` say how far it got.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        pages_read: int,
+        items_read: int,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.pages_read = pages_read
+        self.items_read = items_read
+        self.retry_after = retry_after
 
 
 class WaitError(StreamrunError):

@@ -2,18 +2,24 @@
 
 It owns (or borrows) the session, builds URLs from safely quoted path segments, sends
 JSON with the bearer key, maps statuses to typed errors, caps response sizes, logs each
-attempt at DEBUG without the key, and runs every call through the retry policy.
+attempt at DEBUG without the key, runs every call through the retry policy, and follows
+a list's pages. Every body it quotes in an error is scrubbed of the API key and of the
+stream keys the client has decoded.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import email.utils
 import functools
 import ipaddress
 import json
 import logging
+import re
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -24,15 +30,20 @@ from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from . import _models
 from ._converter import DecodeFailure, decode_list, decode_object, decode_overrides, json_loads
+from ._events import Emitter, RequestStarted, route_of_path
 from ._exceptions import (
     APIConnectionError,
+    APIError,
     APIStatusError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
     ConflictError,
+    EventLoopError,
+    IncompleteListError,
     InsecureTransportError,
     InvalidArgumentError,
     InvalidArgumentTypeError,
@@ -44,10 +55,18 @@ from ._exceptions import (
     ServerError,
     body_preview,
 )
-from ._models import Overrides
+from ._models import Instance, Overrides
 from ._retry import RetryPolicy, call_with_retries
 
-__all__ = ["Response", "Transport", "check_base_url", "path_segment"]
+__all__ = [
+    "MAX_PAGES",
+    "Response",
+    "Secrets",
+    "Transport",
+    "check_base_url",
+    "next_page",
+    "path_segment",
+]
 
 _M = TypeVar("_M")
 _log = logging.getLogger("streamrun_async")
@@ -62,8 +81,21 @@ _STATUS_ERRORS: Mapping[int, type[APIStatusError]] = {
     409: ConflictError,
     429: RateLimitError,
 }
-_NO_CAPACITY_MARKERS = ("instance slots", "no available slots")
+# A launch refused for want of room: "0 instance slots", "No free instance slot",
+# "Maximum number of instances reached", "no capacity".
+_NO_CAPACITY = re.compile(r"\bslots?\b|capacity|max(?:imum)? number of instances", re.IGNORECASE)
+_NO_CAPACITY_STATUSES = frozenset({400, 402, 403, 409})
 _REDACTED = "[REDACTED]"
+# JSON fields whose value is a stream key even when no model has decoded it yet.
+_SECRET_FIELDS = frozenset({"streamkey", "streamKey", "stream_key"})
+# Stream keys remembered per client for scrubbing; the oldest go first beyond this.
+_MAX_SECRETS = 10_000
+# Shorter values are not worth scrubbing: replacing them would garble messages.
+_MIN_SECRET_LENGTH = 8
+MAX_PAGES = 100
+_NEXT_FIELDS = ("next", "nextPage", "nextCursor")
+_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
+_LINK_REL = re.compile(r"""\brel\s*=\s*"?([^";,]*)"?""", re.IGNORECASE)
 
 
 def path_segment(value: object, what: str) -> str:
@@ -72,12 +104,14 @@ def path_segment(value: object, what: str) -> str:
         raise InvalidArgumentTypeError(f"{what} must be a str, got {type(value).__name__}")
     if not value:
         raise InvalidArgumentError(f"{what} must not be empty")
+    if value in (".", ".."):
+        # Even quoted as %2E, proxies normalise these: ".." would turn
+        # DELETE /instances/.. into DELETE /instances, stopping everything.
+        raise InvalidArgumentError(f"{what} must not be {value!r}")
     try:
-        quoted = quote(value, safe="")
+        return quote(value, safe="")
     except UnicodeEncodeError:  # lone surrogates: a str that no URL can carry
         raise InvalidArgumentError(f"{what} is not valid Unicode text") from None
-    # "." and ".." are unreserved, so quote() leaves them; servers would resolve them.
-    return quoted.replace(".", "%2E") if not quoted.strip(".") else quoted
 
 
 def _is_loopback(host: str) -> bool:
@@ -101,6 +135,11 @@ def check_base_url(base_url: str, *, allow_insecure: bool) -> str:
         raise InvalidArgumentError(f"base_url must be an http(s) URL with a host: {base_url!r}")
     if url.query_string or url.fragment or url.user or url.password:
         raise InvalidArgumentError("base_url must not carry a query, fragment or credentials")
+    if url.path.rstrip("/").endswith(API_PREFIX):
+        raise InvalidArgumentError(
+            f"base_url must not end in {API_PREFIX} (the SDK adds it): drop it, as in "
+            f"{str(url.with_path(url.path.rstrip('/')[: -len(API_PREFIX)] or '/')).rstrip('/')!r}"
+        )
     if url.scheme == "http" and not allow_insecure and not _is_loopback(url.host):
         raise InsecureTransportError(
             f"refusing to send the API key over plain HTTP to {url.host}: use https, or "
@@ -147,6 +186,55 @@ def _url(text: str) -> URL:
     return URL(text, encoded=True)
 
 
+class Secrets:
+    """The API key and the stream keys one client has decoded, scrubbed from what it quotes.
+
+    Stream keys of at least 8 characters are remembered, the 10,000 most recently
+    decoded; JSON values under a stream-key field are scrubbed even when never decoded.
+    """
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"<Secrets: the API key and {len(self._keys)} stream keys>"
+
+    def learn(self, models: Iterable[object]) -> None:
+        """Remember the stream keys the decoded ``models`` hold."""
+        keys = self._keys
+        for model in models:
+            for value in _models.secret_values(model):
+                if len(value) >= _MIN_SECRET_LENGTH:
+                    keys[value] = None
+                    keys.move_to_end(value)
+        while len(keys) > _MAX_SECRETS:
+            keys.popitem(last=False)
+
+    def text(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``[REDACTED]``."""
+        text = text.replace(self._api_key, _REDACTED)
+        for key in self._keys:
+            if key in text:
+                text = text.replace(key, _REDACTED)
+        return text
+
+    def json(self, value: Any) -> Any:
+        """A copy of decoded JSON with every known secret, and every stream-key field, scrubbed."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self.json(item) for item in value]
+        if isinstance(value, dict):
+            return {
+                self.json(k): _REDACTED
+                if k in _SECRET_FIELDS and isinstance(v, str)
+                else self.json(v)
+                for k, v in value.items()
+            }
+        return value
+
+
 @attrs.frozen
 class Response:
     """A successful answer: status, headers and the decoded JSON (``None`` if empty)."""
@@ -157,16 +245,18 @@ class Response:
     headers: CIMultiDictProxy[str] = attrs.field(repr=False)
     data: Any = attrs.field(repr=False)
     request_id: str | None
-    # Scrubs the key from what an error carries, should a server echo it back.
-    redact: Callable[[Any], Any] = attrs.field(default=lambda value: value, repr=False, eq=False)
+    # Scrubs secrets from what an error carries, should a server echo them back, and
+    # learns the stream keys of what is decoded.
+    secrets: Secrets | None = attrs.field(default=None, repr=False, eq=False)
 
     def _failure(self, exc: DecodeFailure) -> ResponseDecodeError:
+        scrub = self.secrets.json if self.secrets is not None else _same
         try:
-            body = self.redact(self.data)
+            body = scrub(self.data)
         except RecursionError:
             body = "(a body nested too deeply to keep)"
         return ResponseDecodeError(
-            self.redact(f"{self.method} {self.url}: {exc}"),
+            scrub(f"{self.method} {self.url}: {exc}"),
             method=self.method,
             url=self.url,
             body=body,
@@ -177,16 +267,24 @@ class Response:
     def object(self, cls: type[_M], envelope: str) -> _M:
         """Decode one model (bare or enveloped)."""
         try:
-            return decode_object(self.data, cls, envelope)
+            model = decode_object(self.data, cls, envelope)
         except DecodeFailure as exc:
             raise self._failure(exc) from exc
+        if cls is Instance and self.secrets is not None:
+            self.secrets.learn((model,))
+        return model
 
     def list(self, cls: type[_M], envelope: str) -> list[_M]:
-        """Decode a list of models (bare or enveloped)."""
+        """Decode a list of models (bare or enveloped); no body (a 204) is an empty list."""
+        if self.data is None:
+            return []
         try:
-            return decode_list(self.data, cls, envelope)
+            models = decode_list(self.data, cls, envelope)
         except DecodeFailure as exc:
             raise self._failure(exc) from exc
+        if cls is Instance and self.secrets is not None:
+            self.secrets.learn(models)
+        return models
 
     def overrides(self) -> Overrides:
         """Decode an overrides object (bare or enveloped)."""
@@ -194,6 +292,65 @@ class Response:
             return decode_overrides(self.data)
         except DecodeFailure as exc:
             raise self._failure(exc) from exc
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _next_link(headers: CIMultiDictProxy[str]) -> str | None:
+    for value in headers.getall(hdrs.LINK, ()):
+        for match in _LINK.finditer(value):
+            rel = _LINK_REL.search(match.group(2))
+            if rel is not None and "next" in rel.group(1).lower().split():
+                return match.group(1).strip()
+    return None
+
+
+def next_page(response: Response, current: URL, first: URL) -> URL | None:
+    """The URL of the page after ``response`` (read from ``current``), if it names one.
+
+    A ``rel="next"`` Link header first, else a ``next`` / ``nextPage`` / ``nextCursor``
+    field of an object body. A URL or path is resolved against ``current``; a bare cursor
+    token is sent as ``?cursor=`` on the first page's URL, an integer ``nextPage`` as
+    ``?page=``.
+    """
+    link = _next_link(response.headers)
+    if link:
+        return current.join(URL(link))
+    data = response.data
+    if not isinstance(data, dict):
+        return None
+    for field in _NEXT_FIELDS:
+        value = data.get(field)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return first.update_query(page=value)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        value = value.strip()
+        if field != "nextCursor" and ("?" in value or value.startswith("/")):
+            return current.join(URL(value))
+        if value.startswith(("https://", "http://")):
+            return current.join(URL(value))
+        return first.update_query(cursor=value)
+    return None
+
+
+def _origin(url: URL) -> tuple[str, str | None, int | None]:
+    return url.scheme, url.host, url.port
+
+
+class _Connection:
+    """What every view of one client's transport shares: the session and its loop."""
+
+    def __init__(self, session: aiohttp.ClientSession | None, max_connections: int) -> None:
+        self.session = session
+        self.owns_session = session is None
+        self.max_connections = max_connections
+        self.loop: asyncio.AbstractEventLoop | None = None
+        # Sessions of a loop that has ended, closed from the next loop.
+        self.stale: list[aiohttp.ClientSession] = []
+        self.closed = False
 
 
 class Transport:
@@ -209,11 +366,16 @@ class Transport:
         timeout: float,
         max_response_bytes: int,
         user_agent: str,
+        max_connections: int = 100,
+        events: Emitter | None = None,
     ) -> None:
         self._api_key = api_key
+        # The client's hooks; views made by with_options share them.
+        self.events = events if events is not None else Emitter()
         self.base_url = base_url
-        self._session = session
-        self._owns_session = session is None
+        self._origin = _origin(URL(base_url))
+        self._conn = _Connection(session, max_connections)
+        self.secrets = Secrets(api_key)
         self.retry = retry
         self.timeout = timeout
         self.max_response_bytes = max_response_bytes
@@ -222,30 +384,100 @@ class Transport:
             "Accept": "application/json",
             "User-Agent": user_agent,
         }
-        self.closed = False
 
     def __repr__(self) -> str:
         return f"<Transport {self.base_url}>"
+
+    @property
+    def closed(self) -> bool:
+        """True once the client that owns this transport (or any view of it) was closed."""
+        return self._conn.closed
+
+    @property
+    def _session(self) -> aiohttp.ClientSession | None:
+        return self._conn.session
+
+    def with_options(
+        self, *, retry: RetryPolicy | None = None, timeout: float | None = None
+    ) -> Transport:
+        """A view with another retry policy or attempt timeout, sharing the session.
+
+        ``None`` keeps this transport's value.
+        """
+        view = copy.copy(self)
+        if retry is not None:
+            view.retry = retry
+        if timeout is not None:
+            view.timeout = timeout
+        return view
 
     def url(self, segments: Iterable[str]) -> URL:
         """The URL of an API path given as already-quoted segments."""
         return _url(f"{self.base_url}{API_PREFIX}/{'/'.join(segments)}")
 
+    def check_loop(self) -> bool:
+        """Bind to the running event loop; True if it replaced one that has ended.
+
+        A loop that ended (``asyncio.run`` returned) leaves its session behind: the next
+        loop gets a new one. A loop still running elsewhere raises ``EventLoopError``.
+        """
+        loop = asyncio.get_running_loop()
+        conn = self._conn
+        if conn.loop is loop:
+            return False
+        if conn.loop is None:
+            conn.loop = loop
+            return False
+        if conn.loop.is_running():
+            raise EventLoopError(
+                "this StreamrunClient is in use in another event loop that is still running; "
+                "make one client per event loop (per thread)"
+            )
+        if not conn.owns_session:
+            raise EventLoopError(
+                "the aiohttp session passed to StreamrunClient belongs to an event loop that "
+                "has ended; pass a session made in the running loop"
+            )
+        if conn.session is not None:
+            conn.stale.append(conn.session)
+            conn.session = None
+        conn.loop = loop
+        return True
+
     def _session_for_use(self) -> aiohttp.ClientSession:
-        if self.closed:
+        conn = self._conn
+        if conn.closed:
             raise ClientClosedError("this StreamrunClient is closed; create a new one")
-        if self._session is None:
+        session = conn.session
+        if session is None:
             # Created on first use so that it binds to the loop that actually runs it.
-            self._session = aiohttp.ClientSession()
-        elif self._session.closed:
+            session = conn.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=conn.max_connections),
+                # Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as curl and requests do.
+                trust_env=True,
+            )
+        elif session.closed:
             raise ClientClosedError("the aiohttp session passed to StreamrunClient is closed")
-        return self._session
+        return session
+
+    async def _close_stale(self) -> None:
+        stale, self._conn.stale = self._conn.stale, []
+        for session in stale:
+            # Its loop has ended: the connector cannot touch its sockets, only let them go.
+            await session.close()
 
     async def aclose(self) -> None:
         """Close the session if this transport made it; the caller's session is left open."""
-        self.closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
+        conn = self._conn
+        conn.closed = True
+        if conn.loop is not None:
+            try:
+                self.check_loop()
+            except EventLoopError:
+                return
+        await self._close_stale()
+        if conn.owns_session and conn.session is not None:
+            await conn.session.close()
 
     async def request(
         self,
@@ -254,17 +486,53 @@ class Transport:
         *,
         json_body: Any = None,
         retry: RetryPolicy | None = None,
+        lenient: bool = False,
+        see_other: bool = False,
     ) -> Response:
-        """Send one call (with retries) and return the successful response."""
-        self._session_for_use()
-        url = self.url(segments)
+        """Send one call (with retries) and return the successful response.
+
+        ``lenient``: a 2xx body that is not JSON is kept as text instead of failing (stops,
+        restarts and launches succeed whatever their body). ``see_other``: a 303 is an
+        answer (launches), never followed.
+        """
         body = None if json_body is None else json.dumps(json_body).encode()
+        return await self._request_url(
+            method, self.url(segments), body, retry, lenient=lenient, see_other=see_other
+        )
+
+    async def _request_url(
+        self,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        retry: RetryPolicy | None,
+        *,
+        lenient: bool = False,
+        see_other: bool = False,
+    ) -> Response:
+        if self._conn.loop is not asyncio.get_running_loop():
+            self.check_loop()
+        if self._conn.stale:
+            await self._close_stale()
+        self._session_for_use()
         attempts = 0
+        events = self.events
+        # Without hooks no event is made: the happy path pays for one truth test.
+        call_id = events.next_id() if events else 0
+        route = route_of_path(url.path) if events else ""
 
         async def attempt(seconds: float) -> Response:
             nonlocal attempts
             attempts += 1
-            return await self._attempt(method, url, body, seconds, attempts)
+            if not events:
+                return await self._attempt(method, url, body, seconds, attempts, lenient, see_other)
+            started = RequestStarted(call_id=call_id, method=method, route=route, attempt=attempts)
+            return await events.attempt(
+                started,
+                lambda extra: self._attempt(
+                    method, url, body, seconds, started.attempt, lenient, see_other, extra
+                ),
+            )
 
         return await call_with_retries(
             retry or self.retry,
@@ -273,13 +541,90 @@ class Transport:
             url=url.path,
             idempotent=method in _IDEMPOTENT,
             attempt_timeout=self.timeout,
+            route=route,
+            events=events,
+            call_id=call_id,
         )
 
+    async def get_list(
+        self,
+        segments: Iterable[str],
+        cls: type[_M],
+        envelope: str,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> list[_M]:
+        """GET a list and every page after it, as one list, or raise IncompleteListError.
+
+        Pages are followed on the base URL's host only, at most ``MAX_PAGES`` of them, each
+        through the same retry policy. An id on two pages is kept once, as last seen.
+        """
+        first = url = self.url(segments)
+        response = await self._request_url("GET", url, None, retry)
+        items = response.list(cls, envelope)
+        following = next_page(response, url, first)
+        if following is None:
+            return items
+        pages: list[list[_M]] = [items]
+        seen = {url}
+        path = first.path
+        while following is not None:
+            read = sum(map(len, pages))
+            problem = None
+            if _origin(following) != self._origin:
+                problem = f"the next page is on another host ({following.host})"
+            elif following in seen:
+                problem = "the next-page link repeats a page already read"
+            elif len(pages) >= MAX_PAGES:
+                problem = f"it has more than {MAX_PAGES} pages"
+            if problem is not None:
+                raise IncompleteListError(
+                    f"GET {path}: the list cannot be read whole: {problem} "
+                    f"({len(pages)} pages, {read} items read)",
+                    method="GET",
+                    url=path,
+                    pages_read=len(pages),
+                    items_read=read,
+                )
+            url = following
+            seen.add(url)
+            try:
+                response = await self._request_url("GET", url, None, retry)
+                pages.append(response.list(cls, envelope))
+            except APIError as exc:
+                raise IncompleteListError(
+                    f"GET {path}: the list cannot be read whole: page {len(pages) + 1} "
+                    f"failed ({type(exc).__name__}: {exc}); {read} items read",
+                    method="GET",
+                    url=path,
+                    pages_read=len(pages),
+                    items_read=read,
+                    retry_after=getattr(exc, "retry_after", None),
+                ) from exc
+            following = next_page(response, url, first)
+        # Offset pages shift while the list changes: an item may show on two of them.
+        merged: dict[Any, _M] = {}
+        for page in pages:
+            for item in page:
+                merged[getattr(item, "id", None) or id(item)] = item
+        return list(merged.values())
+
     async def _attempt(
-        self, method: str, url: URL, body: bytes | None, seconds: float, attempt: int
+        self,
+        method: str,
+        url: URL,
+        body: bytes | None,
+        seconds: float,
+        attempt: int,
+        lenient: bool,
+        see_other: bool,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
         session = self._session_for_use()
         headers = self._headers
+        if extra_headers:
+            # Hooks may add headers (trace context), never replace ours.
+            headers = {**extra_headers, **headers}
         if body is not None:
             headers = {**headers, "Content-Type": "application/json"}
         path = url.path
@@ -338,7 +683,7 @@ class Transport:
         if garbled is not None:
             raise APIConnectionError(
                 f"{method} {path}: the answer was not valid HTTP "
-                f"({garbled.replace(self._api_key, _REDACTED)})" + self._unknown_suffix(method),
+                f"({self.secrets.text(garbled)})" + self._unknown_suffix(method),
                 method=method,
                 url=path,
                 outcome_unknown=True,
@@ -353,16 +698,27 @@ class Transport:
             elapsed,
             attempt,
             request_id,
+            extra={
+                "streamrun": {
+                    "event": "response",
+                    "method": method,
+                    "url": path,
+                    "status": status,
+                    "duration": elapsed,
+                    "attempt": attempt,
+                    "request_id": request_id,
+                }
+            },
         )
-        if 200 <= status < 300:
+        if 200 <= status < 300 or (see_other and status == 303):
             return Response(
                 method=method,
                 url=path,
                 status=status,
                 headers=resp_headers,
-                data=self._parse_json(raw, method, path, status),
+                data=self._parse_json(raw, method, path, status, lenient),
                 request_id=request_id,
-                redact=self._redact_json,
+                secrets=self.secrets,
             )
         raise self._status_error(method, path, status, raw, resp_headers, request_id)
 
@@ -402,25 +758,16 @@ class Transport:
             outcome_unknown=method not in _IDEMPOTENT,
         )
 
-    def _redact(self, raw: bytes) -> str:
-        return raw.decode("utf-8", "replace").replace(self._api_key, _REDACTED)
-
-    def _redact_json(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace(self._api_key, _REDACTED)
-        if isinstance(value, list):
-            return [self._redact_json(item) for item in value]
-        if isinstance(value, dict):
-            return {self._redact_json(k): self._redact_json(v) for k, v in value.items()}
-        return value
-
-    def _parse_json(self, raw: bytes, method: str, path: str, status: int) -> Any:
+    def _parse_json(self, raw: bytes, method: str, path: str, status: int, lenient: bool) -> Any:
         if not raw.strip():
             return None
         try:
             return json_loads(raw)
         except (ValueError, RecursionError) as exc:  # stdlib json recurses on nesting
-            text = self._redact(raw)
+            if lenient:
+                # The status says it happened; a body such as "OK" only says so again.
+                return raw.decode("utf-8", "replace")
+            text = self.secrets.text(raw.decode("utf-8", "replace"))
             raise ResponseDecodeError(
                 f"{method} {path}: the answer is not JSON: {body_preview(text)}",
                 method=method,
@@ -443,15 +790,19 @@ class Transport:
         try:
             # Parsed before redacting: JSON escapes ("\\/", "\\u0073") hide an echoed key
             # from a text search, and json.loads would turn them back into the key.
-            data: Any = self._redact_json(json.loads(text)) if text.strip() else None
+            data: Any = self.secrets.json(json.loads(text)) if text.strip() else None
         except (ValueError, RecursionError):
             data = None
-        text = text.replace(self._api_key, _REDACTED)
+        text = self.secrets.text(text)
         message = _error_message(data, text)
         cls = _STATUS_ERRORS.get(status)
         if cls is None:
             cls = ServerError if status >= 500 else APIStatusError
-        if status == 400 and any(m in text.lower() for m in _NO_CAPACITY_MARKERS):
+        if (
+            method == "POST"
+            and status in _NO_CAPACITY_STATUSES
+            and _NO_CAPACITY.search(message if data is not None else text)
+        ):
             cls = NoCapacityError
         # A 5xx other than 503 may come after the server acted (a launch made, the
         # answer lost on the way back).

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+from yarl import URL
 
 from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, ResponseDecodeError
 from ._http import Response, Transport, path_segment
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from ._client import StreamrunClient
 
 __all__ = [
+    "AcceptedLaunch",
     "Configurations",
     "Destinations",
     "InstanceRequests",
@@ -39,10 +42,43 @@ __all__ = [
     "launch_body",
 ]
 
-_LOCATION_PREFIX = "/instance-requests/"
+_M = TypeVar("_M")
+# Fields only an instance has: a launch answered with an instance object must not have
+# the instance's id taken for the request's.
+_INSTANCE_MARKERS = frozenset({"name", "outputs", "overrides", "streamkey", "streamKey"})
+_REQUEST_MARKERS = frozenset({"instanceIds", "numberOfInstances", "instances"})
+
+
+@attrs.frozen
+class AcceptedLaunch:
+    """A launch the server accepted (2xx or 303) without naming its instance request.
+
+    Not a failure, and never retried: the instances were asked for. Follow them by name
+    (``names``, in the order sent; empty for a default launch) in the configuration's
+    instance list; ``launch_many`` does. ``id`` is always ``None``, so that ``.id`` of
+    whatever ``launch`` returns reads as ``str | None``. Narrow with ``isinstance``.
+    """
+
+    configuration_id: str
+    names: tuple[str, ...]
+    number_of_instances: int
+    status: int
+    location: str | None = None
+    raw: Any = attrs.field(default=None, repr=False, eq=False)
+
+    @property
+    def id(self) -> None:
+        """Always ``None``: the answer named no instance request."""
+        return None
 
 
 def _check_id(request: str | InstanceRequest) -> None:
+    if isinstance(request, AcceptedLaunch):
+        raise InvalidArgumentError(
+            "this launch was accepted without naming its instance request, so there is no "
+            "request to wait for: wait for its instances by name "
+            "(client.instances.wait_for_state) or use launch_many"
+        )
     if not isinstance(request, InstanceRequest):
         path_segment(request, "request_id")
 
@@ -55,8 +91,15 @@ class _Resource:
         self._transport = transport
         self._retry = retry
 
-    async def _call(self, method: str, segments: list[str], body: Any = None) -> Response:
-        return await self._transport.request(method, segments, json_body=body, retry=self._retry)
+    async def _call(
+        self, method: str, segments: list[str], body: Any = None, *, lenient: bool = False
+    ) -> Response:
+        return await self._transport.request(
+            method, segments, json_body=body, retry=self._retry, lenient=lenient
+        )
+
+    async def _list(self, segments: list[str], cls: type[_M], envelope: str) -> list[_M]:
+        return await self._transport.get_list(segments, cls, envelope, retry=self._retry)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._client!r}>"
@@ -91,20 +134,54 @@ def launch_body(instances: Sequence[InstanceSettings]) -> dict[str, Any]:
     }
 
 
-def _request_id_from(response: Response) -> str | None:
-    location = response.headers.get("Location", "")
-    _, found, tail = location.partition(_LOCATION_PREFIX)
-    tail = tail.split("?", 1)[0].split("#", 1)[0].strip("/")
-    return unquote(tail) if found and tail and "/" not in tail else None
+def _id_from_location(location: str) -> str | None:
+    """The request id of ``.../instance-requests/{id}`` (relative or absolute)."""
+    try:
+        parts = URL(location.strip()).parts
+    except ValueError:
+        return None
+    parts = tuple(part for part in parts if part not in ("/", ""))
+    if len(parts) >= 2 and parts[-2] == "instance-requests" and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def _str_id(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _id_from_body(data: object) -> tuple[str | None, bool]:
+    """(request id, whether ``data`` is itself the request object) from a launch answer."""
+    if not isinstance(data, dict):
+        return None, False
+    inner = data.get("instanceRequest")
+    if isinstance(inner, dict) and _str_id(inner.get("id")):
+        return inner["id"], True
+    if _str_id(data.get("requestId")):
+        return data["requestId"], False
+    instance = data.get("instance")
+    if isinstance(instance, dict) and _str_id(instance.get("requestId")):
+        return instance["requestId"], False
+    instances = data.get("instances")
+    if isinstance(instances, list) and instances:
+        found = {item.get("requestId") if isinstance(item, dict) else None for item in instances}
+        if len(found) == 1 and _str_id(next(iter(found))):
+            return found.pop(), False
+    request_id = _str_id(data.get("id"))
+    if request_id is None:
+        return None, False
+    looks_like_instance = not _REQUEST_MARKERS.intersection(data) and (
+        _INSTANCE_MARKERS.intersection(data) or isinstance(data.get("state"), dict)
+    )
+    return (None, False) if looks_like_instance else (request_id, True)
 
 
 class Configurations(_Resource):
     """``client.configurations``: list, inspect and launch configurations."""
 
     async def list(self) -> list[Configuration]:
-        """All configurations of the account."""
-        response = await self._call("GET", ["configurations"])
-        return response.list(Configuration, "configurations")
+        """All configurations of the account (every page)."""
+        return await self._list(["configurations"], Configuration, "configurations")
 
     async def get(self, configuration_id: str) -> Configuration:
         """One configuration."""
@@ -114,47 +191,58 @@ class Configurations(_Resource):
 
     async def launch(
         self, configuration_id: str, instances: Sequence[InstanceSettings] | None = None
-    ) -> InstanceRequest:
+    ) -> InstanceRequest | AcceptedLaunch:
         """Launch instances of a configuration in one POST; returns the instance request.
 
-        Without ``instances``, one instance with the configuration's defaults. A launch is
-        retried only when the server certainly did not act (see :class:`RetryPolicy`);
-        otherwise the error's ``outcome_unknown`` is true: list the configuration's
-        instances before launching again (``launch_many`` does this for you).
+        Without ``instances``, one instance with the configuration's defaults. The request
+        id is read from the ``Location`` header (any 2xx, or a 303, which is never
+        followed), else from the body. An accepted launch whose answer names no request
+        returns an :class:`AcceptedLaunch`: follow its instances by name.
+
+        A launch is retried only when the server certainly did not act (see
+        :class:`RetryPolicy`); otherwise the error's ``outcome_unknown`` is true: list the
+        configuration's instances before launching again (``launch_many`` does this for
+        you).
         """
         segment = path_segment(configuration_id, "configuration_id")
         body = None if instances is None else launch_body(instances)
-        response = await self._call("POST", ["configurations", segment, "instances"], body)
-        request_id = _request_id_from(response)
-        data = response.data
-        if isinstance(data, dict) and data:
+        response = await self._transport.request(
+            "POST",
+            ["configurations", segment, "instances"],
+            json_body=body,
+            retry=self._retry,
+            lenient=True,
+            see_other=True,
+        )
+        location = response.headers.get("Location")
+        request_id = _id_from_location(location) if location else None
+        body_id, is_request = _id_from_body(response.data)
+        if is_request and request_id in (None, body_id):
             try:
-                request = response.object(InstanceRequest, "instanceRequest")
+                return response.object(InstanceRequest, "instanceRequest")
             except ResponseDecodeError:
-                # The launch was accepted: a body without a request (a bare message)
-                # must not hide the id the Location header gives.
-                if request_id is None:
-                    raise
-            else:
-                if request_id is None or request_id == request.id:
-                    return request
+                pass  # accepted all the same: the id alone is the answer
+        request_id = request_id or body_id
         if request_id is None:
-            raise ResponseDecodeError(
-                f"POST {response.url}: the launch was accepted but the answer names no "
-                "instance request (no Location header, no id in the body)",
-                method="POST",
-                url=response.url,
-                body=data,
+            names = () if instances is None else tuple(item.name for item in instances)
+            return AcceptedLaunch(
+                configuration_id=configuration_id,
+                names=names,
+                number_of_instances=len(names) or 1,
                 status=response.status,
-                outcome_unknown=True,
+                location=location,
+                raw=response.data,
             )
-        return InstanceRequest(id=request_id, configuration_id=configuration_id)
+        return InstanceRequest(
+            id=request_id,
+            configuration_id=configuration_id,
+            number_of_instances=None if instances is None else len(instances),
+        )
 
     async def list_instances(self, configuration_id: str) -> builtins.list[Instance]:
         """The instances of one configuration."""
         segment = path_segment(configuration_id, "configuration_id")
-        response = await self._call("GET", ["configurations", segment, "instances"])
-        return response.list(Instance, "instances")
+        return await self._list(["configurations", segment, "instances"], Instance, "instances")
 
     async def set_outputs(self, configuration_id: str, outputs: Outputs | str) -> None:
         """Set every output of every instance of the configuration LIVE or OFFLINE."""
@@ -162,12 +250,13 @@ class Configurations(_Resource):
         value = Outputs(outputs) if isinstance(outputs, str) else None
         if value is None or value.is_unknown:
             raise InvalidArgumentError(f"outputs must be Outputs.LIVE or OFFLINE, got {outputs!r}")
-        await self._call("PUT", ["configurations", segment, "instances"], {"outputs": value.value})
+        body = {"outputs": value.value}
+        await self._call("PUT", ["configurations", segment, "instances"], body, lenient=True)
 
     async def stop_instances(self, configuration_id: str) -> None:
-        """Stop the configuration's instances, running or queued."""
+        """Stop the configuration's instances, running or queued (any 2xx is success)."""
         segment = path_segment(configuration_id, "configuration_id")
-        await self._call("DELETE", ["configurations", segment, "instances"])
+        await self._call("DELETE", ["configurations", segment, "instances"], lenient=True)
 
 
 class InstanceRequests(_Resource):
@@ -196,11 +285,19 @@ class InstanceRequests(_Resource):
         _check_id(request)
         # Returns the waiting coroutine itself (arguments checked now): one frame less for
         # each of the thousands of waiters a fleet tool may hold.
-        return wait_for_request(
+        waiting = wait_for_request(
             self._client._poller,
             request,
             success=InstanceState.RUNNING,
             failure=failure,
+            timeout=timeout,
+        )
+        # The coroutine itself when the client has no hooks; else wrapped in wait events.
+        return self._client._events.wait(
+            waiting,
+            what="request",
+            subject=request if isinstance(request, str) else request.id,
+            target=(InstanceState.RUNNING,),
             timeout=timeout,
         )
 
@@ -221,9 +318,8 @@ class Instances(_Resource):
     """``client.instances``: inspect, stop, restart and re-configure instances."""
 
     async def list(self) -> list[Instance]:
-        """All instances of the account."""
-        response = await self._call("GET", ["instances"])
-        return response.list(Instance, "instances")
+        """All instances of the account (every page)."""
+        return await self._list(["instances"], Instance, "instances")
 
     async def get(self, instance_id: str) -> Instance:
         """One instance."""
@@ -251,12 +347,19 @@ class Instances(_Resource):
         path_segment(instance_id, "instance_id")
         if configuration_id is not None:
             path_segment(configuration_id, "configuration_id")
-        return wait_for_instance(
+        waiting = wait_for_instance(
             self._client._poller,
             instance_id,
             state,
             failure=failure,
             configuration_id=configuration_id,
+            timeout=timeout,
+        )
+        return self._client._events.wait(
+            waiting,
+            what="instance",
+            subject=instance_id,
+            target=(state,) if isinstance(state, InstanceState) else tuple(state),
             timeout=timeout,
         )
 
@@ -282,25 +385,26 @@ class Instances(_Resource):
         return InstanceWatch(self._client._poller, configs, resume)
 
     async def stop(self, instance_id: str) -> None:
-        """Stop one instance (a queued one is cancelled)."""
+        """Stop one instance (a queued one is cancelled); any 2xx is success."""
         segment = path_segment(instance_id, "instance_id")
-        await self._call("DELETE", ["instances", segment])
+        await self._call("DELETE", ["instances", segment], lenient=True)
 
     async def stop_all(self) -> None:
-        """Stop every instance of the account."""
-        await self._call("DELETE", ["instances"])
+        """Stop every instance of the account; any 2xx is success."""
+        await self._call("DELETE", ["instances"], lenient=True)
 
     async def restart(self, instance_id: str) -> Instance | None:
         """Restart one instance; returns it as the API reports it, if the answer has it."""
         segment = path_segment(instance_id, "instance_id")
-        response = await self._call("POST", ["instances", segment, "restart"])
-        if not response.data:
+        response = await self._call("POST", ["instances", segment, "restart"], lenient=True)
+        data = response.data
+        if isinstance(data, dict) and isinstance(data.get("instance"), dict):
+            data = data["instance"]
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            # The 2xx says the restart happened; a body without an instance ("OK", a
+            # message) must not claim otherwise.
             return None
-        try:
-            return response.object(Instance, "instance")
-        except ResponseDecodeError:
-            # The 2xx says the restart happened; an unusable body must not claim otherwise.
-            return None
+        return response.object(Instance, "instance")
 
     async def get_overrides(self, instance_id: str) -> Overrides:
         """The instance's overrides: element id -> settings."""
@@ -320,6 +424,5 @@ class Destinations(_Resource):
     """``client.destinations``: where outputs can stream to."""
 
     async def list(self) -> list[Destination]:
-        """All destinations of the account."""
-        response = await self._call("GET", ["destinations"])
-        return response.list(Destination, "destinations")
+        """All destinations of the account (every page)."""
+        return await self._list(["destinations"], Destination, "destinations")

@@ -384,7 +384,7 @@ async def test_set_outputs_offline(
     assert sent_json(calls(mock_api, "PUT", url)[0]) == {"outputs": "OFFLINE"}
 
 
-@pytest.mark.parametrize("outputs", ["live", "ON", "", None, 1])
+@pytest.mark.parametrize("outputs", ["ON", "", None, 1])
 async def test_set_outputs_refuses_other_values(
     client: sr.StreamrunClient, mock_api: aioresponses, outputs: Any
 ) -> None:
@@ -491,17 +491,22 @@ async def test_launch_with_location_and_a_body_without_id_uses_location(
     ],
     ids=["nothing", "body-without-id", "other-location", "location-without-id"],
 )
-async def test_launch_without_any_request_id_is_a_decode_error_with_unknown_outcome(
+async def test_launch_without_any_request_id_is_accepted_not_failed(
     client: sr.StreamrunClient, mock_api: aioresponses, headers: Any, payload: Any
 ) -> None:
     mock_api.post(LAUNCH, status=201, headers=headers, payload=payload)
-    with pytest.raises(sr.ResponseDecodeError) as info:
-        await client.configurations.launch("cfg-1")
-    error = info.value
-    assert error.outcome_unknown is True
-    assert error.method == "POST"
-    assert error.status == 201
-    assert error.url == "/api/v1/configurations/cfg-1/instances"
+    names = [sr.InstanceSettings(name="cam-1"), sr.InstanceSettings(name="cam-2")]
+    accepted = await client.configurations.launch("cfg-1", names)
+    assert accepted == sr.AcceptedLaunch(
+        configuration_id="cfg-1",
+        names=("cam-1", "cam-2"),
+        number_of_instances=2,
+        status=201,
+        location=None if headers is None else headers["Location"],
+    )
+    assert accepted.id is None
+    assert accepted.raw == payload
+    # Accepted: neither retried nor reported failed.
     assert total_calls(mock_api) == 1
 
 
