@@ -16,6 +16,9 @@ T = TypeVar("T")
 FAST = sr.PollPolicy(min_interval=0.002, max_interval=0.01, requests_per_second=10_000)
 LAUNCH = "POST /configurations/{configurationId}/instances"
 LIST_CFG = "GET /configurations/{configurationId}/instances"
+# Real seconds between the two lists that must agree a name is absent; the virtual clock
+# moves 5 s every 2 ms, so this is minutes of emulator time.
+SETTLE = 0.01
 
 
 def plan_for(
@@ -64,7 +67,9 @@ async def test_five_hundred_instances_exactly_once_under_dropped_and_refused_lau
         emu.faults.set_rate(Fault.HTTP_503, 0.10, route=LAUNCH)
         plan = plan_for(emu, 10)
         report = await run_with_clock(
-            emu, client.launch_many(plan, concurrency=8, max_per_request=5, wait=True)
+            emu, client.launch_many(
+                plan, concurrency=8, max_per_request=5, wait=True, settle=SETTLE
+            )
         )
         live = emu.state.instances
         names = Counter(i.name for i in live)
@@ -81,7 +86,8 @@ async def test_five_hundred_instances_exactly_once_under_dropped_and_refused_lau
     assert all(i.instance_id for i in report.launched.values())
     # Each dropped launch was settled by listing its configuration, never by re-sending.
     assert report.reconciliations == emu.stats.injected(Fault.DROP_AFTER)
-    assert emu.stats.count(LIST_CFG) == 50 + report.reconciliations
+    # A list before launching and one that confirms the launches show: 2 per configuration.
+    assert emu.stats.count(LIST_CFG) == 100 + report.reconciliations
 
 
 async def test_duplicate_names_are_refused_before_any_request(
@@ -174,9 +180,10 @@ async def test_cancelled_without_rollback_keeps_what_launched_in_the_report(
     with pytest.raises(asyncio.CancelledError):
         await task
     live = {i.name for i in emu.state.instances}
-    assert live == set(report.launched)
+    # What launched is reported; a POST cut off by the cancellation may be unknown, never lost.
+    assert set(report.launched) <= live <= set(report.launched) | set(report.unknown)
     assert 0 < len(live) < 20
-    assert not report.unknown
+    assert len(report.unknown) <= 1
 
 
 async def test_cancelled_with_rollback_leaves_no_orphan(
@@ -206,7 +213,9 @@ async def test_cancelled_with_rollback_leaves_no_orphan(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert report.rolled_back
-    assert sorted(report.rolled_back) == sorted(report.launched)
+    assert not report.launched
+    assert not report.rollback_errors
+    assert {report.items[n].status for n in report.rolled_back} == {sr.LaunchStatus.ROLLED_BACK}
     assert [i.request_id for i in emu.state.instances] == [before.id]
 
 
@@ -248,7 +257,7 @@ async def test_launches_lost_every_time_end_as_failures_not_a_loop(
     cfg = emu.configuration_ids[0]
     # The connection drops before the server acts, on every launch: nothing ever starts.
     emu.faults.set_rate(Fault.DROP_BEFORE, 1.0, route=LAUNCH)
-    report = await client.launch_many({cfg: [sr.InstanceSettings(name="never")]})
+    report = await client.launch_many({cfg: [sr.InstanceSettings(name="never")]}, settle=SETTLE)
     assert isinstance(report.failed["never"], sr.APIConnectionError)
     assert not report.launched
     assert not report.unknown
