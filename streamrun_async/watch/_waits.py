@@ -1,0 +1,89 @@
+"""``wait_for_instance`` and ``wait_for_request``: arguments checked at once, then one
+small coroutine per waiter (a fleet tool may hold ten thousand)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Coroutine
+from datetime import timedelta
+from typing import Any
+
+from .._exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from .._models import Instance, InstanceRequest, InstanceState
+from ._poller import Poller
+from ._subscriptions import Acceptor, InstanceWaiter, RequestWaiter, acceptor, check_states
+
+__all__ = ["check_timeout", "wait_for_instance", "wait_for_request"]
+
+
+def check_timeout(timeout: float | timedelta) -> float:
+    """Seconds of a wait's timeout; refused unless positive."""
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise InvalidArgumentTypeError(f"timeout must be seconds or a timedelta, got {timeout!r}")
+    if not seconds > 0:
+        raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
+    return float(seconds)
+
+
+def wait_for_instance(
+    poller: Poller,
+    instance_id: str,
+    success: InstanceState | Collection[InstanceState],
+    *,
+    failure: Collection[InstanceState] = (),
+    configuration_id: str | None = None,
+    timeout: float | timedelta,
+) -> Coroutine[Any, Any, Instance]:
+    """Wait through ``poller`` until the instance reaches one of ``success``."""
+    seconds = check_timeout(timeout)
+    judge = acceptor(
+        check_states(success, "success states"),
+        check_states(failure, "failure states", allow_empty=True),
+    )
+    return _wait_instance(poller, instance_id, judge, configuration_id, seconds)
+
+
+async def _wait_instance(
+    poller: Poller, instance_id: str, judge: Acceptor, configuration_id: str | None, timeout: float
+) -> Instance:
+    future: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
+    waiter = InstanceWaiter(instance_id, judge, configuration_id, future, poller.now(), timeout)
+    if not poller.add_instance_waiter(waiter):
+        return future.result()
+    try:
+        return await future
+    finally:
+        poller.discard_instance_waiter(waiter)
+
+
+def wait_for_request(
+    poller: Poller,
+    request: str | InstanceRequest,
+    *,
+    success: InstanceState | Collection[InstanceState] = InstanceState.RUNNING,
+    failure: Collection[InstanceState] = (),
+    timeout: float | timedelta,
+) -> Coroutine[Any, Any, InstanceRequest]:
+    """Wait through ``poller`` until the request reaches one of ``success``."""
+    seconds = check_timeout(timeout)
+    judge = acceptor(
+        check_states(success, "success states"),
+        check_states(failure, "failure states", allow_empty=True),
+    )
+    return _wait_request(poller, request, judge, seconds)
+
+
+async def _wait_request(
+    poller: Poller, request: str | InstanceRequest, judge: Acceptor, timeout: float
+) -> InstanceRequest:
+    known = request if isinstance(request, InstanceRequest) else None
+    request_id = request.id if isinstance(request, InstanceRequest) else request
+    future: asyncio.Future[InstanceRequest] = asyncio.get_running_loop().create_future()
+    waiter = RequestWaiter(request_id, judge, future, poller.now(), timeout, known)
+    if not poller.add_request_sub(waiter, known):
+        return future.result()
+    try:
+        return await future
+    finally:
+        poller.discard_request_sub(waiter)
