@@ -17,8 +17,9 @@ import functools
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar
 
 import attrs
 
@@ -37,15 +38,18 @@ __all__ = [
     "RetryScheduled",
     "WaitFinished",
     "WaitStarted",
+    "route_of_path",
     "route_template",
 ]
 
 _T = TypeVar("_T")
+_A = TypeVar("_A", bound="_Answer")
 _log = logging.getLogger("streamrun_async")
 
 # How long aclose() lets async hooks still running finish before cancelling them.
 _HOOK_GRACE = 1.0
 
+_API_PREFIX = "/api/v1/"
 # The API's paths alternate collection and id: the name of the id after each collection.
 _ID_NAMES = {
     "configurations": "{configurationId}",
@@ -62,6 +66,12 @@ def _template(segments: tuple[str, ...]) -> str:
         for i, segment in enumerate(segments)
     ]
     return "/" + "/".join(parts)
+
+
+def route_of_path(path: str) -> str:
+    """The route template of a URL path such as ``/api/v1/instances/i-1`` (any base path)."""
+    _, found, tail = path.partition(_API_PREFIX)
+    return route_template(tail.strip("/").split("/")) if found and tail.strip("/") else path
 
 
 def route_template(segments: Iterable[str]) -> str:
@@ -123,18 +133,18 @@ class RetryScheduled:
 
 @attrs.frozen(kw_only=True)
 class PollTicked:
-    """The shared poller finished one tick.
+    """The shared poller finished one tick (``tick`` counts from 1).
 
     ``list_calls`` and ``request_calls`` are the calls this tick made; ``budget_left`` the
-    seconds left before the longest-waiting subscriber's deadline (``None`` if none has
-    one); ``next_interval`` the delay before the next tick; ``error`` the type name of the
-    error a call of this tick met, if any.
+    calls the shared request budget (``PollPolicy.requests_per_second``) still holds;
+    ``next_interval`` the seconds until the next tick; ``error`` the type name of the error
+    a call of this tick met, if any.
     """
 
     tick: int
     list_calls: int
     request_calls: int
-    budget_left: float | None
+    budget_left: float
     next_interval: float
     duration: float
     error: str | None = None
@@ -178,6 +188,13 @@ Event: TypeAlias = (
     "WaitFinished | LaunchEvent"
 )
 Hook: TypeAlias = Callable[[Any], object]  # may return an awaitable: then it runs as a task
+
+
+class _Answer(Protocol):
+    @property
+    def status(self) -> int: ...
+    @property
+    def request_id(self) -> str | None: ...
 
 
 def _hook_name(hook: object) -> str:
@@ -277,6 +294,47 @@ class Emitter:
             exc_info=exc_info,
             extra=extra,
         )
+
+    async def attempt(
+        self, started: RequestStarted, send: Callable[[Mapping[str, str]], Awaitable[_A]]
+    ) -> _A:
+        """Run one HTTP attempt between its RequestStarted and RequestFinished events.
+
+        ``send`` gets the headers hooks added to ``started``.
+        """
+        self.emit(started)
+        begun = time.monotonic()
+        try:
+            answer = await send(started.headers)
+        except BaseException as error:
+            self.emit(
+                RequestFinished(
+                    call_id=started.call_id,
+                    method=started.method,
+                    route=started.route,
+                    attempt=started.attempt,
+                    duration=time.monotonic() - begun,
+                    status=getattr(error, "status", None),
+                    error=type(error).__name__,
+                    outcome_unknown=bool(getattr(error, "outcome_unknown", False)),
+                    request_id=getattr(error, "request_id", None),
+                )
+            )
+            raise
+        self.emit(
+            RequestFinished(
+                call_id=started.call_id,
+                method=started.method,
+                route=started.route,
+                attempt=started.attempt,
+                duration=time.monotonic() - begun,
+                status=answer.status,
+                error=None,
+                outcome_unknown=False,
+                request_id=answer.request_id,
+            )
+        )
+        return answer
 
     def wait(
         self,

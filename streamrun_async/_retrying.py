@@ -17,7 +17,7 @@ import tenacity as _t
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from ._events import RetryScheduled
+from ._events import RetryScheduled, route_of_path
 from ._exceptions import APIError, APIStatusError
 from ._retry import RetryPolicy, is_retryable, retry_after
 
@@ -94,7 +94,7 @@ class _Call:
         self.policy = policy
         self.method = method
         self.url = url
-        self.route = route or url
+        self.route = route or route_of_path(url)
         self.idempotent = idempotent
         self.deadline = deadline
         self.events = events

@@ -22,6 +22,7 @@ getter.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import heapq
 import logging
@@ -32,6 +33,7 @@ from typing import Any
 import attrs
 
 from .._converter import DecodeFailure, decode_list
+from .._events import Emitter, PollTicked
 from .._exceptions import (
     ClientClosedError,
     NotFoundError,
@@ -112,8 +114,10 @@ class Poller:
         decode: Callable[[list[Any]], list[Instance]] = _decode_instances,
         clock: Clock | None = None,
         pacer: Pacer | None = None,
+        events: Emitter | None = None,
     ) -> None:
         self.policy = policy
+        self.events = events if events is not None else Emitter()
         self.clock: Clock = clock or LoopClock()
         self._list_instances = list_instances
         self._get_request = get_request
@@ -256,8 +260,10 @@ class Poller:
             if self._wake is not None and not self._wake.done():
                 self._wake.set_result(None)
         if self._task is None or self._task.done():
+            # A context of its own: the loop serves every waiter, and must not run in (nor
+            # trace or log as) the one whose call happened to start it.
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="streamrun-poller"
+                self._run(), name="streamrun-poller", context=contextvars.Context()
             )
 
     def _maybe_stop(self) -> None:
@@ -438,6 +444,18 @@ class Poller:
             summary.next_interval,
             summary.backlog,
         )
+        if self.events:
+            self.events.emit(
+                PollTicked(
+                    tick=self.stats.ticks,
+                    list_calls=summary.list_calls,
+                    request_calls=summary.request_calls,
+                    budget_left=summary.budget_left,
+                    next_interval=summary.next_interval,
+                    duration=self.now() - summary.taken,
+                    error=None if summary.error is None else type(summary.error).__name__,
+                )
+            )
 
     def _list_failed(self, error: StreamrunError, taken: float, calls: int) -> TickSummary:
         now = self.now()
