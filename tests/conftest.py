@@ -18,6 +18,7 @@ from aioresponses import core as aioresponses_core
 from yarl import URL
 
 import streamrun_async as sr
+from streamrun_async.testing import Dialect
 
 # Has a "/" and a "+" like real base64 keys, so JSON-escaped echoes ("\/") are tested too.
 API_KEY = "sk-test-S3CR3T/key+42"
@@ -252,6 +253,19 @@ async def raw_api(streamrun_emulator: Any) -> AsyncIterator[RawApi]:
     """Raw requests to the ``streamrun_emulator`` fixture's emulator."""
     async with aiohttp.ClientSession() as session:
         yield RawApi(session, streamrun_emulator)
+
+
+# --- dialects: the emulator's presets -------------------------------------------------------
+
+PRESETS = Dialect.presets()
+
+
+@pytest.fixture(params=list(PRESETS.values()), ids=list(PRESETS))
+def dialect(request: pytest.FixtureRequest) -> Dialect:
+    """Every dialect preset of the emulator in turn; test ids name it (``test_x[observed]``).
+    Use it as ``Emulator(dialect=dialect)``."""
+    preset: Dialect = request.param
+    return preset
 
 
 # --- the chaos soak's size and report (tests/test_soak.py) ------------------------------------

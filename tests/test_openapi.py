@@ -124,6 +124,7 @@ MODELS: dict[str, tuple[type[Any], str]] = {
     "Element": (sr.Element, "element"),
     "Configuration": (sr.Configuration, "configuration"),
     "Instance": (sr.Instance, "instance"),
+    "InstanceDetail": (sr.Instance, "instance"),
     "InstanceRequest": (sr.InstanceRequest, "instanceRequest"),
     "Destination": (sr.Destination, "destination"),
 }
