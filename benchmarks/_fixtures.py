@@ -15,9 +15,14 @@ def configuration_id(index: int) -> str:
     return f"cfg-{index:016x}"
 
 
-def instance_json(index: int, *, configurations: int = 1, state: str = "QUEUED") -> dict[str, Any]:
-    """One instance as ``GET /instances`` returns it (camelCase, ISO timestamp, overrides)."""
-    return {
+def instance_json(
+    index: int, *, configurations: int = 1, state: str = "QUEUED", observed: bool = False
+) -> dict[str, Any]:
+    """One instance as ``GET /instances`` returns it (camelCase, ISO timestamp, overrides).
+
+    ``observed``: also the fields a live list item may carry that the SDK does not model.
+    """
+    item = {
         "id": f"inst-{index:016x}",
         "configurationId": configuration_id(index % configurations),
         "name": f"stream-{index}",
@@ -27,13 +32,27 @@ def instance_json(index: int, *, configurations: int = 1, state: str = "QUEUED")
         "createdAt": CREATED_AT,
         "overrides": {"htmloverlay-1": {"url": f"https://overlays.example.com/scene/{index}"}},
     }
+    if observed:
+        item |= {
+            "configurationName": f"Scoreboard {index % configurations}",
+            "region": "eu-central",
+            "serverType": "standard",
+            "startedAt": CREATED_AT,
+            "updatedAt": CREATED_AT,
+            "preview": False,
+            "autoStop": True,
+        }
+    return item
 
 
 def instances_json(
-    count: int, *, configurations: int = 1, state: str = "QUEUED"
+    count: int, *, configurations: int = 1, state: str = "QUEUED", observed: bool = False
 ) -> list[dict[str, Any]]:
     """``count`` instances spread round-robin over ``configurations`` configurations."""
-    return [instance_json(i, configurations=configurations, state=state) for i in range(count)]
+    return [
+        instance_json(i, configurations=configurations, state=state, observed=observed)
+        for i in range(count)
+    ]
 
 
 def instances_body(instances: list[dict[str, Any]]) -> bytes:

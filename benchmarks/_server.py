@@ -26,8 +26,8 @@ from ._fixtures import configuration_id, instances_body, instances_json
 __all__ = ["serve_static"]
 
 
-def _app(count: int, configurations: int, state: str) -> web.Application:
-    instances = instances_json(count, configurations=configurations, state=state)
+def _app(count: int, configurations: int, state: str, observed: bool) -> web.Application:
+    instances = instances_json(count, configurations=configurations, state=state, observed=observed)
     everything = instances_body(instances)
     by_config = {
         configuration_id(c): instances_body(
@@ -51,8 +51,8 @@ def _app(count: int, configurations: int, state: str) -> web.Application:
     return app
 
 
-async def _serve(count: int, configurations: int, state: str) -> None:
-    runner = web.AppRunner(_app(count, configurations, state), access_log=None)
+async def _serve(count: int, configurations: int, state: str, observed: bool) -> None:
+    runner = web.AppRunner(_app(count, configurations, state, observed), access_log=None)
     await runner.setup()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -70,9 +70,12 @@ async def _serve(count: int, configurations: int, state: str) -> None:
 
 @contextlib.contextmanager
 def serve_static(
-    instances: int, *, configurations: int = 1, state: str = "QUEUED"
+    instances: int, *, configurations: int = 1, state: str = "QUEUED", observed: bool = False
 ) -> Iterator[str]:
-    """Start the server in a child process; yield its base URL; stop it on exit."""
+    """Start the server in a child process; yield its base URL; stop it on exit.
+
+    ``observed``: list items carry the fields of the observed dialect the SDK does not model.
+    """
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -81,6 +84,7 @@ def serve_static(
             f"--instances={instances}",
             f"--configurations={configurations}",
             f"--state={state}",
+            *(["--observed"] if observed else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -105,8 +109,9 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--configurations", type=int, default=1)
     parser.add_argument("--state", default="QUEUED")
+    parser.add_argument("--observed", action="store_true")
     args = parser.parse_args()
-    asyncio.run(_serve(args.instances, args.configurations, args.state))
+    asyncio.run(_serve(args.instances, args.configurations, args.state, args.observed))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,16 @@
 """2. Decoding 10,000 instances: the SDK's parse + decode against json.loads and pydantic.
 
-The body is 10,000 instances as the emulator renders them (``{"instances": [...]}``).
+The body is 10,000 list items of the observed dialect (``{"instances": [...]}``, ``state``
+a string, and seven fields the SDK does not model, which ``raw`` keeps).
 
 - SDK: ``decode_list(json_loads(body), Instance, "instances")``, exactly what the
   transport does (``json_loads`` is orjson when installed, else ``json.loads``).
 - ``json.loads(body)`` alone: dicts, no types.
 - pydantic v2: ``TypeAdapter(envelope).validate_json(body)`` of a model with the same
   fields, names, enums, timestamp and overrides (pydantic parses the JSON itself, in Rust).
+
+Memory (tracemalloc): the bytes the models add per instance on top of the parsed body they
+keep as ``raw``, against the bytes of the parsed body per instance.
 
 Each backend runs in a fresh interpreter; "without orjson" hides orjson from that
 interpreter (``sys.modules["orjson"] = None`` before the SDK is imported), so the SDK falls
@@ -21,6 +25,7 @@ import json
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +35,7 @@ NAME = "2 decode 10,000 instances"
 COUNT = 10_000
 LOADS_TARGET = 1.5
 PYDANTIC_TARGET = 1.0
+MEMORY_TARGET = 1.0
 
 
 def _pydantic_adapter() -> Callable[[bytes], Any] | None:
@@ -71,6 +77,23 @@ def _timed(function: Callable[[], object]) -> Callable[[], float]:
     return run
 
 
+def _memory(
+    decode: Callable[[Any], object], parse: Callable[[bytes], Any], body: bytes
+) -> list[int]:
+    """Bytes per instance: the parsed body, and the models decoded from it on top."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        parsed = parse(body)
+        parsed_bytes = tracemalloc.get_traced_memory()[0]
+        models = decode(parsed)
+        model_bytes = tracemalloc.get_traced_memory()[0] - parsed_bytes
+    finally:
+        tracemalloc.stop()
+    del models
+    return [parsed_bytes // COUNT, model_bytes // COUNT]
+
+
 def _child(no_orjson: bool, runs: int) -> dict[str, Any]:
     """Measure in this interpreter; returns seconds per variant and what was used."""
     if no_orjson:
@@ -80,7 +103,7 @@ def _child(no_orjson: bool, runs: int) -> dict[str, Any]:
 
     from ._fixtures import instances_body, instances_json
 
-    body = instances_body(instances_json(COUNT, configurations=500))
+    body = instances_body(instances_json(COUNT, configurations=500, observed=True))
     parsed = json_loads(body)
     decoded = decode_list(parsed, Instance, "instances")
     assert len(decoded) == COUNT
@@ -96,7 +119,8 @@ def _child(no_orjson: bool, runs: int) -> dict[str, Any]:
         assert len(validate(body).instances) == COUNT
         variants["pydantic"] = _timed(lambda: validate(body))
     times = alternate(variants, runs=runs)
-    return {"parser": parser_name(json_loads), "times": times}
+    memory = _memory(lambda data: decode_list(data, Instance, "instances"), json_loads, body)
+    return {"parser": parser_name(json_loads), "times": times, "memory": memory}
 
 
 def _in_child(no_orjson: bool, runs: int) -> dict[str, Any]:
@@ -150,6 +174,19 @@ def run(settings: Settings) -> Outcome:
             )
         else:
             outcome.notes.append("Decode: pydantic is not installed; its row was skipped.")
+        parsed_bytes, model_bytes = result["memory"]
+        r = ratio(model_bytes, parsed_bytes)
+        outcome.rows.append(
+            Row(
+                NAME,
+                f"memory per decoded instance vs its parsed dict ({label}), bytes",
+                str(model_bytes),
+                f"{parsed_bytes} (parsed)",
+                r,
+                f"≤ {MEMORY_TARGET:g}",
+                r <= MEMORY_TARGET,
+            )
+        )
         outcome.notes.append(
             f"Decode ({label}): parse {times['sdk parse'] * 1e3:.1f} ms + model decode "
             f"{times['sdk decode'] * 1e3:.1f} ms = "

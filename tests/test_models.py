@@ -17,15 +17,29 @@ from streamrun_async._converter import (
     decode_list,
     decode_object,
     decode_overrides,
-    make_converter,
 )
+from streamrun_async._models import _CACHE_LIMIT
 from streamrun_async._http import path_segment
 
 # --- open enums ------------------------------------------------------------------------------
 
 
+KNOWN_STATES = {
+    "QUEUED",
+    "STARTING",
+    "RUNNING",
+    "PREVIEW",
+    "STOPPING",
+    "STOPPED",
+    "FAILED",
+    "ERROR",
+    "UNKNOWN",
+}
+
+
 def test_known_states() -> None:
-    for name in ("QUEUED", "RUNNING", "PREVIEW"):
+    assert {m.value for m in sr.InstanceState} == KNOWN_STATES
+    for name in KNOWN_STATES - {"UNKNOWN"}:
         state = sr.InstanceState(name)
         assert state is sr.InstanceState[name]
         assert not state.is_unknown
@@ -51,12 +65,29 @@ def test_unknown_state_keeps_its_text() -> None:
     assert "HIBERNATING" not in [m.value for m in sr.InstanceState]
 
 
-@given(st.text(min_size=1))
+@given(st.text(min_size=1) | st.sampled_from(sorted(KNOWN_STATES)).map(str.lower))
 def test_any_state_text_decodes_and_round_trips(text: str) -> None:
     state = sr.InstanceState(text)
-    assert str(state) == text
-    assert state is sr.InstanceState(text)
-    assert state.is_unknown == (text not in {"QUEUED", "STARTING", "RUNNING", "PREVIEW"})
+    known = text.isascii() and text.upper() in KNOWN_STATES - {"UNKNOWN"}
+    assert state.is_unknown == (not known)
+    assert str(state) == (text.upper() if known or text.upper() == "UNKNOWN" else text)
+    assert state == sr.InstanceState(text)
+
+
+def test_unknown_texts_remembered_are_bounded() -> None:
+    cache = sr.InstanceState._value2member_map_
+    before = dict(cache)
+    try:
+        texts = [f"STATE-{n}" for n in range(_CACHE_LIMIT + 10)]
+        states = [sr.InstanceState(t) for t in texts]
+        assert len(cache) <= _CACHE_LIMIT
+        # Past the bound, texts still decode, equal to themselves, keeping their text.
+        assert [str(s) for s in states] == texts
+        assert sr.InstanceState(texts[-1]) == states[-1]
+        assert sr.InstanceState("running") is sr.InstanceState.RUNNING
+    finally:
+        cache.clear()
+        cache.update(before)
 
 
 def test_state_survives_pickle() -> None:
@@ -78,18 +109,21 @@ def test_models_are_frozen_with_optional_fields_defaulting_to_none() -> None:
     assert instance.name is None
     assert instance.outputs is None
     assert instance.created_at is None
+    assert instance.element_states == {}
+    assert instance.stream_key is None
     assert instance.raw == {}
+    assert sr.Instance(id="i").state is sr.InstanceState.UNKNOWN
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         instance.id = "j"  # type: ignore[misc]
     assert sr.Destination(id="d").name is None
     assert sr.InstanceRequest(id="r").state is sr.InstanceState.QUEUED
     assert sr.Configuration(id="c").elements == ()
+    assert sr.Element(id="e").settings == {}
 
 
 def test_raw_is_not_part_of_equality_or_repr() -> None:
-    converter = make_converter()
-    a = converter.structure({"id": "d", "name": "n", "extra": 1}, sr.Destination)
-    b = converter.structure({"id": "d", "name": "n", "extra": 2}, sr.Destination)
+    a = decode_object({"id": "d", "name": "n", "extra": 1}, sr.Destination, "destination")
+    b = decode_object({"id": "d", "name": "n", "extra": 2}, sr.Destination, "destination")
     assert a == b
     assert a.raw != b.raw
     assert "extra" not in repr(a)
@@ -148,13 +182,18 @@ def test_decode_object_wrong_shapes(data: Any) -> None:
 
 def test_decode_list_bare_and_enveloped() -> None:
     items = [{"id": "d1"}, {"id": "d2", "name": "YouTube"}]
-    for data in (items, {"destinations": items}, {"items": items}, {"destinations": items, "n": 2}):
+    for data in (
+        items,
+        {"destinations": items},
+        {"items": items},
+        {"destinations": items, "n": 2},
+        {"destinations": items, "next": "/api/v1/destinations?page=2"},
+        {"data": items, "nextCursor": "abc", "links": [{"rel": "next"}]},
+    ):
         assert [d.id for d in decode_list(data, sr.Destination, "destinations")] == ["d1", "d2"]
 
 
-@pytest.mark.parametrize(
-    "data", [None, {}, {"id": "d"}, {"a": [], "b": []}, "x", [1], [{"name": "no id"}]]
-)
+@pytest.mark.parametrize("data", [{"id": "d"}, {"a": [], "b": []}, "x", 5, {"destinations": 3}])
 def test_decode_list_wrong_shapes(data: Any) -> None:
     with pytest.raises(DecodeFailure):
         decode_list(data, sr.Destination, "destinations")
@@ -165,9 +204,23 @@ def test_decode_overrides() -> None:
     assert decode_overrides(inner) == inner
     assert decode_overrides({"overrides": inner}) == inner
     assert decode_overrides({}) == {}
-    for bad in (None, [], {"switch-1": 1}, {"overrides": []}):
+    assert decode_overrides(None) == {}
+    assert decode_overrides({"overrides": None}) == {}
+    for bad in ([], "x", {"overrides": []}):
         with pytest.raises(DecodeFailure):
             decode_overrides(bad)
+
+
+def test_decode_overrides_leaves_out_odd_entries_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("WARNING", logger="streamrun_async"):
+        assert decode_overrides({"switch-1": {"input": "x"}, "odd-1": 1}) == {
+            "switch-1": {"input": "x"}
+        }
+    assert [r.getMessage() for r in caplog.records] == [
+        "left out 1 override(s) whose settings are not an object"
+    ]
 
 
 def test_camel_case_fields_decode_to_snake_case() -> None:
@@ -189,13 +242,6 @@ def test_camel_case_fields_decode_to_snake_case() -> None:
     assert request.created_at.utcoffset() is not None
 
 
-def test_converters_are_independent() -> None:
-    a, b = make_converter(), make_converter()
-    assert a is not b
-    b.register_structure_hook(sr.Destination, lambda d, t: sr.Destination(id="patched"))
-    assert a.structure({"id": "d"}, sr.Destination).id == "d"
-
-
 # --- id quoting --------------------------------------------------------------------------------
 
 
@@ -204,8 +250,7 @@ def test_converters_are_independent() -> None:
     [
         ("inst-1", "inst-1"),
         ("a/b", "a%2Fb"),
-        (".", "%2E"),
-        ("..", "%2E%2E"),
+        ("...", "..."),
         ("?x", "%3Fx"),
         ("#y", "%23y"),
         ("a b", "a%20b"),
@@ -218,16 +263,19 @@ def test_path_segment_quotes_one_segment(value: str, quoted: str) -> None:
     assert path_segment(value, "id") == quoted
 
 
-@given(st.text(min_size=1))
+@given(st.text(min_size=1).filter(lambda v: v not in (".", "..")))
 def test_path_segment_is_always_exactly_one_safe_segment(value: str) -> None:
     segment = path_segment(value, "id")
     assert unquote(segment) == value
     assert not set(segment) & set("/?#\\ ")
-    assert segment.strip(".") != ""  # never "." or "..", which servers resolve
+    assert segment not in (".", "..")  # dot segments, which servers resolve
     assert segment.isascii()
 
 
-@pytest.mark.parametrize(("value", "error"), [("", ValueError), (None, TypeError), (1, TypeError)])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("", ValueError), (".", ValueError), ("..", ValueError), (None, TypeError), (1, TypeError)],
+)
 def test_path_segment_refuses_non_ids(value: Any, error: type[Exception]) -> None:
     with pytest.raises(error) as info:
         path_segment(value, "instance_id")
