@@ -636,3 +636,30 @@ def test_happy_path_never_imports_tenacity() -> None:
     )
     # Nothing on the happy path; the second line proves the check can fail.
     assert done.stdout.split() == ["False", "True"]
+
+
+async def test_a_post_whose_retry_no_longer_fits_keeps_its_real_error(
+    mock_api: aioresponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wait that overran the budget sends nothing more: the 503 (which proves the launch
+    was not acted on) is raised, not a timeout claiming the outcome is unknown."""
+    real_sleep = asyncio.sleep
+
+    async def overrunning_sleep(seconds: float) -> None:
+        await real_sleep(seconds + 0.6)  # a busy loop: the wait ends after the budget
+
+    monkeypatch.setattr(_retrying, "asyncio", types.SimpleNamespace(sleep=overrunning_sleep))
+    url = f"{API}/configurations/cfg-1/instances"
+    mock_api.post(url, status=503, repeat=True)
+    events: list[sr.RetryEvent] = []
+    policy = sr.RetryPolicy(
+        attempts=4, timeout=0.5, wait_initial=0.01, wait_max=0.01, on_retry=events.append
+    )
+    async with sr.StreamrunClient(API_KEY, retry=policy) as c:
+        with pytest.raises(sr.ServerError) as info:
+            await c.configurations.launch("cfg-1")
+    assert total_calls(mock_api) == 1
+    assert len(events) == 1
+    assert info.value.status == 503
+    assert info.value.outcome_unknown is False
+    assert any("budget" in note for note in info.value.__notes__)
