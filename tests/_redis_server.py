@@ -10,9 +10,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["RedisServer", "start_redis_server"]
+import pytest
+
+__all__ = ["RedisServer", "redis_server", "start_redis_server"]
 
 _BINARY = "redis-server"
 _START_TIMEOUT = 10.0
@@ -95,3 +98,11 @@ def start_redis_server() -> RedisServer:
         time.sleep(0.02)
     server.stop()
     raise RuntimeError(f"redis-server did not answer on port {port} within {_START_TIMEOUT:g}s")
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the module's tests (import this fixture into the module)."""
+    server = start_redis_server()
+    yield server
+    server.stop()

@@ -29,6 +29,7 @@ from ._events import (
 )
 from ._guard import (
     Guard,
+    GuardStats,
     Leases,
     check_known_owner,
     extend_lease,
@@ -47,6 +48,7 @@ __all__ = [
     "BudgetWarning",
     "Guard",
     "GuardEvent",
+    "GuardStats",
     "Lease",
     "LeaseEnded",
     "LeaseNotFoundError",

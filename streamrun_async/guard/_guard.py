@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Guard",
+    "GuardStats",
     "Leases",
     "check_known_owner",
     "extend_lease",
@@ -100,6 +101,15 @@ async def release_lease(store: LeaseStore, owner: str | None, key: str) -> Lease
     lease = find_lease(await store.leases(owner), key)
     await store.delete([lease])
     return lease
+
+
+@attrs.define
+class GuardStats:
+    """What a guard has done: reaping ``rounds`` and the instance ``lists`` it made itself
+    (to observe, or to confirm stops); lists it read from the poller are not counted."""
+
+    rounds: int = 0
+    lists: int = 0
 
 
 class Leases:
@@ -183,6 +193,8 @@ class Guard:
         self._warned = False
         self._breached = False
         self._remove_listener: Callable[[], None] | None = None
+        self.stats = GuardStats()
+        """Rounds and list calls of this guard."""
 
     def __repr__(self) -> str:
         return f"<Guard {self.owner!r} {self.store!r}>"
@@ -211,7 +223,7 @@ class Guard:
             clock=self.clock,
             emit=self._emit,
         )
-        self._reaper.observed = self._observed
+        self._reaper.observed = self._listed
 
     @staticmethod
     def _logged(emit: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -294,6 +306,7 @@ class Guard:
         return None
 
     async def _round(self, reaper: Reaper, observation: Observation | None) -> ReapReport:
+        self.stats.rounds += 1
         report = await reaper.reap(observation)
         self._cache(await self.store.leases(self.owner))
         return report
@@ -320,6 +333,10 @@ class Guard:
         plan = self._observed(observation)
         if (plan.stop or plan.gone or plan.unmatched) and self._wake is not None:
             self._wake.set()
+
+    def _listed(self, observation: Observation) -> None:
+        self.stats.lists += 1
+        self._observed(observation)
 
     def _observed(self, observation: Observation) -> ReapPlan:
         """Meter a list (the poller's or the reaper's) and return what it decides."""

@@ -139,6 +139,8 @@ class SQLiteLeaseStore(LeaseStore):
                 conn.execute("CREATE TABLE IF NOT EXISTS owners (owner TEXT PRIMARY KEY)")
                 conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (_SCHEMA,))
                 conn.execute("COMMIT")
+            if "meta" not in tables and tables:
+                raise sqlite3.DatabaseError("the file holds another program's tables")
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
             if row is None or row[0] != _SCHEMA:
                 raise sqlite3.DatabaseError("no streamrun lease schema")
@@ -182,6 +184,10 @@ class SQLiteLeaseStore(LeaseStore):
         conn.executemany(
             "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)",
             [(lease.id, lease.owner, lease.created_at, lease.to_json()) for lease in leases],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO owners VALUES (?)",
+            [(owner,) for owner in {lease.owner for lease in leases}],
         )
         conn.execute("COMMIT")
 
