@@ -27,6 +27,7 @@ BENCHMARKS = {
     4: "bench_memory",
     5: "bench_bulk",
     6: "bench_import",
+    7: "bench_hooks",
 }
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
