@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -391,3 +393,22 @@ async def test_hooks_work_with_a_session_of_your_own(mock_api: aioresponses) -> 
     ):
         await c.destinations.list()
     assert [e.route for e in events] == ["/destinations", "/destinations"]
+
+
+async def test_the_example_hook_counts_retries_and_calls_that_failed(emu: Emulator) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "observe_retries", Path(__file__).parent.parent / "examples" / "observe_retries.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    counter = example.RetryCounter()
+    # The first list fails three times (two retries, then it gives up), the next once.
+    emu.faults.script("GET /instances", [Fault.HTTP_503] * 3 + [Fault.HTTP_502])
+    policy = sr.RetryPolicy.for_testing(attempts=3)
+    async with emu.client(retry=policy, hooks=[counter]) as c:
+        await example.survey(c, rounds=2)
+    assert counter.retries == {("/instances", "ServerError"): 3}
+    assert counter.gave_up() == {"/instances": 1}
+    assert "3 retries of /instances after ServerError" in counter.summary()
