@@ -44,6 +44,8 @@ LockKey = tuple[str, str]
 # Waiting for a held lock: retry with growing pauses up to this many seconds.
 _POLL_MIN = 0.005
 _POLL_MAX = 0.1
+# Connections of a RedisCoordinator's own pool (lock calls are short).
+_REDIS_CONNECTIONS = 16
 
 
 class CoordinatorError(StreamrunError):
@@ -186,7 +188,15 @@ class RedisCoordinator(Coordinator):
         self.lease: float = float(lease)
         self.prefix = prefix
         self._owns_client = client is None
-        self._redis: Redis = client if client is not None else redis.asyncio.from_url(url or "")
+        if client is None:
+            # A blocking pool: a burst of lock calls waits for a connection instead of
+            # failing with "Too many connections" (a failed release would hold the name
+            # until the lease ends).
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                url or "", max_connections=_REDIS_CONNECTIONS, timeout=None
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
+        self._redis: Redis = client
 
     def __repr__(self) -> str:
         # The URL may carry a password: never shown.
@@ -212,14 +222,17 @@ class RedisCoordinator(Coordinator):
                 held.append(await self._acquire(key))
             yield
         finally:
-            await asyncio.shield(
-                asyncio.gather(*(_release(lock, lock.local.token) for lock in held))
-            )
+            await asyncio.shield(_release_all(held))
 
     async def aclose(self) -> None:
         """Close the Redis connection pool (only one this coordinator made)."""
         if self._owns_client:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)
+
+
+async def _release_all(locks: list[Any]) -> None:
+    for lock in reversed(locks):
+        await _release(lock, lock.local.token)
 
 
 async def _release(lock: Any, token: bytes | None) -> None:
