@@ -231,7 +231,9 @@ class RawApi:
     ) -> RawAnswer:
         url = URL(f"{self.emulator.url}/api/v1{path}", encoded=True)
         sent = {"Authorization": f"Bearer {key or self.emulator.api_key}", **(headers or {})}
-        async with self.session.request(method, url, json=json, data=data, headers=sent) as r:
+        async with self.session.request(
+            method, url, json=json, data=data, headers=sent, allow_redirects=False
+        ) as r:
             return RawAnswer(r.status, r.headers, await r.read())
 
     async def launch(

@@ -65,13 +65,55 @@ def echoed(dialect: Dialect, name: str) -> str | None:
     }[dialect.instance_names]
 
 
+def names_no_request(dialect: Dialect) -> bool:
+    """Whether this dialect's launch answers leave the instance request unnamed."""
+    return dialect.launch_answer == "instance_body" and not dialect.instance_request_id
+
+
+def request_of(
+    dialect: Dialect, launched: sr.InstanceRequest | sr.AcceptedLaunch
+) -> sr.InstanceRequest | None:
+    """The request a launch answer named; None exactly when the dialect names none."""
+    if names_no_request(dialect):
+        assert isinstance(launched, sr.AcceptedLaunch)
+        return None
+    assert isinstance(launched, sr.InstanceRequest)
+    return launched
+
+
 async def launch_running(
     emu: Emulator, client: sr.StreamrunClient, cfg: str, names: tuple[str, ...]
-) -> sr.InstanceRequest:
+) -> None:
     """Launch ``names`` and move the clock until they run and every read shows them."""
-    request = await client.configurations.launch(cfg, [sr.InstanceSettings(n) for n in names])
+    await client.configurations.launch(cfg, [sr.InstanceSettings(n) for n in names])
     await emu.advance(BOOT + emu.dialect.list_lag + emu.dialect.request_lag)
-    return request
+
+
+async def wait_running(
+    emu: Emulator,
+    client: sr.StreamrunClient,
+    launched: sr.InstanceRequest | sr.AcceptedLaunch,
+    *,
+    by_id: bool = False,
+    stopped: tuple[str, ...] = (),
+) -> None:
+    """Wait as a user would: for the request when the answer named one (by id: the SDK
+    must poll it), else for each instance the truth says it launched, but the ``stopped``."""
+    request = request_of(emu.dialect, launched)
+    if request is not None:
+        task = asyncio.create_task(
+            client.instance_requests.wait_until_running(request.id if by_id else request)
+        )
+        running = await drive(emu, task)
+        assert running.id == request.id
+        assert running.state is sr.InstanceState.RUNNING
+        return
+    (made,) = (r for r in emu.state.requests if r.configuration_id == launched.configuration_id)
+    for instance_id in made.instance_ids:
+        if instance_id not in stopped:
+            wait = client.instances.wait_for_state(instance_id, timeout=60)
+            instance = await drive(emu, asyncio.create_task(wait))
+            assert instance.state is sr.InstanceState.RUNNING
 
 
 # -- reading --------------------------------------------------------------------------
@@ -118,7 +160,8 @@ async def test_instances_list_and_get(
     emu: Emulator, client: sr.StreamrunClient, dialect: Dialect
 ) -> None:
     cfg, other = emu.configuration_ids[:2]
-    request = await launch_running(emu, client, cfg, NAMES)
+    await launch_running(emu, client, cfg, NAMES)
+    (request,) = emu.state.requests
     truth = emu.state.instances
     assert [i.name for i in truth] == list(NAMES)
     for listed in (await client.instances.list(), await client.configurations.list_instances(cfg)):
@@ -164,21 +207,23 @@ async def test_launch_and_wait_until_running(
     emu: Emulator, client: sr.StreamrunClient, dialect: Dialect
 ) -> None:
     cfg = emu.configuration_ids[0]
-    request = await client.configurations.launch(
+    launched = await client.configurations.launch(
         cfg, [sr.InstanceSettings("a"), sr.InstanceSettings("b")]
     )
     (made,) = emu.state.requests
-    assert request.id == made.id
+    request = request_of(dialect, launched)
+    if request is None:
+        assert isinstance(launched, sr.AcceptedLaunch)
+        assert (launched.configuration_id, launched.names) == (cfg, ("a", "b"))
+    else:
+        assert request.id == made.id
     assert emu.state.count() == 2
-    waiting = asyncio.create_task(client.instance_requests.wait_until_running(request, timeout=60))
-    running = await drive(emu, waiting)
-    assert running.id == request.id
-    assert running.state is sr.InstanceState.RUNNING
+    await wait_running(emu, client, launched)
     # RUNNING means what the server's request says (servers allocated, when it leads its
     # instances) or that every instance of it runs (when the request lags behind them).
     states = {emu.state.instance(i).state for i in made.instance_ids}
     if dialect.request_state == "leads":
-        assert emu.state.request(request.id).state == "RUNNING"
+        assert emu.state.request(made.id).state == "RUNNING"
         assert states <= {"RUNNING", "STARTING"}
     else:
         assert states == {"RUNNING"}
@@ -189,8 +234,8 @@ async def test_default_launch_and_wait_for_the_instance(
     emu: Emulator, client: sr.StreamrunClient
 ) -> None:
     cfg = emu.configuration_ids[0]
-    request = await client.configurations.launch(cfg)
-    (instance_id,) = emu.state.request(request.id).instance_ids
+    await client.configurations.launch(cfg)
+    ((instance_id,),) = (r.instance_ids for r in emu.state.requests)
     waiting = asyncio.create_task(
         client.instances.wait_for_state(instance_id, configuration_id=cfg, timeout=60)
     )
@@ -206,28 +251,26 @@ async def test_a_request_runs_once_its_instance_left_after_a_stop_runs(dialect: 
         emu.client(retry=sr.RetryPolicy.for_testing(), poll=POLL) as client,
     ):
         cfg = emu.configuration_ids[0]
-        request = await client.configurations.launch(
+        launched = await client.configurations.launch(
             cfg, [sr.InstanceSettings("a"), sr.InstanceSettings("b")]
         )
-        first, queued = emu.state.request(request.id).instance_ids
+        ((first, queued),) = (r.instance_ids for r in emu.state.requests)
         await client.instances.stop(queued)  # stopped while it waited for a server
-        waiting = asyncio.create_task(client.instance_requests.wait_until_running(request))
-        running = await drive(emu, waiting)
-        assert running.state is sr.InstanceState.RUNNING
+        await wait_running(emu, client, launched, stopped=(queued,))
         assert [i.id for i in emu.state.instances] == [first]
+        assert emu.state.instance(first).state in {"RUNNING", "STARTING"}
 
 
-async def test_a_failed_instance_ends_the_wait(emu: Emulator, client: sr.StreamrunClient) -> None:
-    request = await client.configurations.launch(emu.configuration_ids[0])
-    (instance_id,) = emu.state.request(request.id).instance_ids
+async def test_a_failed_instance_ends_the_wait(
+    emu: Emulator, client: sr.StreamrunClient, dialect: Dialect
+) -> None:
+    launched = await client.configurations.launch(emu.configuration_ids[0])
+    ((instance_id,),) = (r.instance_ids for r in emu.state.requests)
     # Failed before the wait's first poll, waited for by id: a request leading its
     # instances is RUNNING in the launch answer, which would rightly end the wait at once.
     emu.fail_instance(instance_id)
-    waiting = asyncio.create_task(
-        client.instance_requests.wait_until_running(request.id, timeout=60)
-    )
     with pytest.raises(sr.WaiterError):
-        await drive(emu, waiting, limit=30)
+        await wait_running(emu, client, launched, by_id=True)
 
 
 async def test_no_capacity_is_typed(dialect: Dialect) -> None:

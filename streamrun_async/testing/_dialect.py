@@ -381,6 +381,12 @@ class Dialect:
         return cls(name="launch_instance_body", launch_answer="instance_body")
 
     @classmethod
+    def launch_unnamed(cls) -> Dialect:
+        """Launches answered with the created instances, which carry no ``requestId``:
+        the answer names no instance request at all."""
+        return cls(name="launch_unnamed", launch_answer="instance_body", instance_request_id=False)
+
+    @classmethod
     def launch_absolute(cls) -> Dialect:
         """Launches answered with an absolute ``Location`` URL."""
         return cls(name="launch_absolute", launch_answer="absolute_location")
@@ -448,6 +454,7 @@ _PRESET_METHODS = (
     "launch_body_only",
     "launch_accepted_body",
     "launch_instance_body",
+    "launch_unnamed",
     "launch_absolute",
     "empty_null",
     "empty_object",

@@ -361,13 +361,15 @@ class Account:
 
     def fail(self, instance_id: str) -> None:
         """The live instance fails now: off its server, no longer billed, shown failed
-        until deleted."""
-        self._fail(self.instance(instance_id))
+        until deleted. KeyError if no such instance is live."""
+        self.settle()
+        self._fail(self._instances[instance_id])
         self._schedule()
 
     def set_input_fps(self, instance_id: str, element_id: str, fps: float) -> None:
         """What an encoder pushing into that input would make the detail report."""
-        instance = self.instance(instance_id)
+        self.settle()
+        instance = self._instances[instance_id]
         if element_id not in instance.input_keys:
             raise KeyError(f"{element_id!r} is not an input of instance {instance_id!r}")
         instance.input_fps[element_id] = fps
