@@ -19,18 +19,14 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, TypeVar
+from typing import Any, Literal, Protocol, TypeAlias, TypeVar
 
 import attrs
 
-from ._exceptions import APIError, InvalidArgumentTypeError
-
-if TYPE_CHECKING:
-    from ._bulk import LaunchEvent
+from ._exceptions import APIError, InvalidArgumentTypeError, WaiterError, WaitTimeoutError
 
 __all__ = [
     "Emitter",
-    "Event",
     "Hook",
     "PollTicked",
     "RequestFinished",
@@ -183,10 +179,6 @@ class WaitFinished:
     error: str | None = None
 
 
-Event: TypeAlias = (
-    "RequestStarted | RequestFinished | RetryScheduled | PollTicked | WaitStarted | "
-    "WaitFinished | LaunchEvent"
-)
 Hook: TypeAlias = Callable[[Any], object]  # may return an awaitable: then it runs as a task
 
 
@@ -202,8 +194,6 @@ def _hook_name(hook: object) -> str:
 
 
 def _wait_outcome(error: BaseException) -> WaitOutcome:
-    from ._exceptions import WaiterError, WaitTimeoutError
-
     if isinstance(error, WaitTimeoutError):
         return "timed_out"
     if isinstance(error, WaiterError):

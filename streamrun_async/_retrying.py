@@ -144,7 +144,7 @@ class _Call:
             self.events.emit(event)
 
     def why_stopped(self, error: APIError) -> str:
-        """Which stop strategy ended the retries (checked in the order they run)."""
+        """Why the stop strategies ended the retries: the most specific reason that holds."""
         asked = retry_after(error)
         if asked is not None and asked > self.policy.max_retry_after:
             return f"Retry-After {asked:.1f}s exceeds the cap of {self.policy.max_retry_after:.1f}s"

@@ -17,7 +17,8 @@ What it traces:
   (``GET /instances/{instanceId}``), with W3C trace context in the request's headers;
 - retries as ``streamrun.retry`` events on the operation's span;
 - each tick of the shared poller as a ``streamrun.poll`` span of its own, parent of the
-  tick's HTTP spans and linked to the spans of the waits it served.
+  tick's HTTP spans and linked to the spans of the waits it served (request fetches sent
+  at a tick's end run into the next tick's span, or one of their own if none follows).
 
 Everything is built on the client's hooks: the SDK itself never imports OpenTelemetry.
 Needs ``opentelemetry-api`` only (the ``otel`` extra); spans are exported by whatever SDK
@@ -39,7 +40,7 @@ from opentelemetry.util.types import AttributeValue
 from yarl import URL
 
 from .. import _resources
-from .._bulk import LaunchEvent
+from .._bulk import LaunchEvent, LaunchReport
 from .._client import StreamrunClient
 from .._events import (
     PollTicked,
@@ -50,6 +51,7 @@ from .._events import (
     WaitStarted,
 )
 from .._exceptions import APIError, InvalidArgumentTypeError
+from .._models import Instance, InstanceRequest
 
 __all__ = ["instrument"]
 
@@ -145,20 +147,13 @@ def _plan_attributes(plan: Any) -> dict[str, Any]:
 def _result_attributes(span: Span, result: Any) -> None:
     if isinstance(result, list):
         span.set_attribute("streamrun.result.count", len(result))
-        return
-    kind = type(result).__name__
-    result_id = getattr(result, "id", None)
-    if kind in ("InstanceRequest", "AcceptedLaunch") and isinstance(result_id, str):
-        span.set_attribute("streamrun.instance_request.id", result_id)
-    elif kind == "Instance" and isinstance(result_id, str):
-        span.set_attribute("streamrun.instance.id", result_id)
-    state = getattr(result, "state", None)
-    if state is not None:
-        span.set_attribute("streamrun.state", str(getattr(state, "value", state)))
-    for name in ("launched", "failed", "unknown"):
-        held = getattr(result, name, None) if kind == "LaunchReport" else None
-        if isinstance(held, Mapping):
-            span.set_attribute(f"streamrun.report.{name}", len(held))
+    elif isinstance(result, (InstanceRequest, Instance)):
+        key = "instance_request" if isinstance(result, InstanceRequest) else "instance"
+        span.set_attribute(f"streamrun.{key}.id", result.id)
+        span.set_attribute("streamrun.state", result.state.value)
+    elif isinstance(result, LaunchReport):
+        for name in ("launched", "failed", "unknown"):
+            span.set_attribute(f"streamrun.report.{name}", len(getattr(result, name)))
 
 
 def _traced(span_name: str, function: _F) -> _F:
@@ -241,6 +236,8 @@ class _Tracing:
         self._http: dict[tuple[int, int], Span] = {}
         self._waits: dict[int, Span] = {}
         self._tick: Span | None = None
+        # Calls under the open tick span still in flight (request fetches outlive a tick).
+        self._tick_calls: set[tuple[int, int]] = set()
 
     def __repr__(self) -> str:
         return "<streamrun_async.contrib.otel tracing>"
@@ -256,6 +253,7 @@ class _Tracing:
             self._waits[event.wait_id] = trace.get_current_span()
         elif isinstance(event, WaitFinished):
             self._wait_finished(event)
+            self._end_idle_tick()
         elif isinstance(event, PollTicked):
             self._poll_ticked(event)
         elif isinstance(event, LaunchEvent):
@@ -280,6 +278,7 @@ class _Tracing:
         if not trace.get_current_span().get_span_context().is_valid:
             # Outside every operation: the shared poller's calls, part of its tick.
             parent = trace.set_span_in_context(self._tick_span())
+            self._tick_calls.add((event.call_id, event.attempt))
         attributes: dict[str, AttributeValue] = {
             "http.request.method": event.method,
             "url.template": event.route,
@@ -298,9 +297,13 @@ class _Tracing:
         propagate.inject(event.headers, context=trace.set_span_in_context(span))
 
     def _request_finished(self, event: RequestFinished) -> None:
-        span = self._http.pop((event.call_id, event.attempt), None)
+        key = (event.call_id, event.attempt)
+        span = self._http.pop(key, None)
         if span is None:
             return
+        if key in self._tick_calls:
+            self._tick_calls.discard(key)
+            self._end_idle_tick()
         if event.status is not None:
             span.set_attribute("http.response.status_code", event.status)
         if event.request_id is not None:
@@ -336,10 +339,18 @@ class _Tracing:
         if event.state is not None:
             span.set_attribute("streamrun.wait.last_state", event.state)
 
+    def _end_idle_tick(self) -> None:
+        # The poller stops when no wait is left: a tick span its last fetches opened would
+        # see no PollTicked, so it ends once they are done and nobody waits.
+        if self._tick is not None and not self._tick_calls and not self._waits:
+            self._tick.end()
+            self._tick = None
+
     def _poll_ticked(self, event: PollTicked) -> None:
         now = _now_ns()
         span = self._tick_span(start_time=now - int(event.duration * 1e9))
         self._tick = None
+        self._tick_calls.clear()
         span.set_attributes(
             {
                 "streamrun.poll.tick": event.tick,
