@@ -11,11 +11,18 @@ The patterns a bot needs:
 
 - one ``StreamrunClient`` for the bot's whole life, made in ``setup_hook`` (inside the
   bot's event loop) and closed when the bot closes;
+- ``/golive`` costs money: it works in servers only (not in DMs) and, by default, only for
+  members who may manage the server (``default_member_permissions``; admins can grant it
+  to other roles under Server Settings > Integrations);
 - a slash command defers at once (Discord wants an answer within 3 seconds, a launch
-  takes longer), then edits its message with the outcome;
-- each user's stream is an instance named after them, and ``launch_many`` launches a
-  name only if it is not already there: a double-click or a retry never starts (and
-  bills) a second stream.
+  takes longer), then edits its message as the launch progresses. An interaction's
+  token lasts 15 minutes: past ``HANDOFF_AFTER`` the progress moves to a message in the
+  channel, which the bot may edit for as long as it likes;
+- each user's stream is an instance named after them, and the SDK's ``launch_many``
+  launches each name exactly once: a double-click, a retry, or two bot shards sharing a
+  ``coordinator`` never start (and bill) a second stream. A name already live gets the
+  new overlay (``on_existing="update"``, the behaviour the Twitch example and the CLI
+  share).
 
 The Streamrun part is plain async functions (``go_live``, ``stop_live``); discord.py is
 imported only by ``build_bot``.
@@ -29,7 +36,8 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +45,17 @@ import streamrun_async as sr
 
 EMULATOR_OPTIONS: dict[str, Any] = {"boot_time": 2.0, "boot_jitter": 1.0}
 OVERLAY_ELEMENT = "htmloverlay-1"
+# An interaction token lasts 15 minutes; hand off to a channel message well before.
+HANDOFF_AFTER = 14 * 60.0
+# Who may use /golive by default (server admins can grant it to other roles).
+GOLIVE_PERMISSIONS = {"manage_guild": True}
+STEP_TEXT = {
+    sr.LaunchEventKind.SUBMITTED: "Launching your stream...",
+    sr.LaunchEventKind.RECONCILING: "The answer was lost; checking what really launched...",
+    sr.LaunchEventKind.LAUNCHED: "Launched; waiting for a server...",
+    sr.LaunchEventKind.EXISTING: "You already have a stream; updating it...",
+    sr.LaunchEventKind.RUNNING: "Your stream runs; going live...",
+}
 
 
 def instance_name(user_id: int | str) -> str:
@@ -52,6 +71,44 @@ def check_overlay_url(url: str) -> str:
     return url
 
 
+class ProgressMessage:
+    """Where ``/golive`` shows its progress: the interaction's own reply, then, once
+    ``handoff_after`` seconds have passed (its token expires at 15 minutes), a message
+    in the channel that is edited from then on.
+
+    ``edit_reply`` and ``send_to_channel`` are the Discord calls (injected, so that this
+    can be tried without Discord); ``send_to_channel`` returns the new message's editor.
+    """
+
+    def __init__(
+        self,
+        edit_reply: Callable[[str], Awaitable[Any]],
+        send_to_channel: Callable[[str], Awaitable[Callable[[str], Awaitable[Any]]]],
+        *,
+        handoff_after: float = HANDOFF_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._edit_reply = edit_reply
+        self._send_to_channel = send_to_channel
+        self._clock = clock
+        self._handoff_at = clock() + handoff_after
+        self._edit_channel: Callable[[str], Awaitable[Any]] | None = None
+        self.shown: str | None = None
+
+    async def show(self, text: str) -> None:
+        """Show ``text`` (nothing is sent when it is already shown)."""
+        if text == self.shown:
+            return
+        self.shown = text
+        if self._edit_channel is not None:
+            await self._edit_channel(text)
+        elif self._clock() < self._handoff_at:
+            await self._edit_reply(text)
+        else:
+            await self._edit_reply("This took long: follow it in the channel.")
+            self._edit_channel = await self._send_to_channel(text)
+
+
 async def go_live(
     client: sr.StreamrunClient,
     configuration_id: str,
@@ -59,26 +116,34 @@ async def go_live(
     *,
     name: str,
     timeout: float = 600.0,
+    progress: Callable[[str], Any] | None = None,
 ) -> str:
     """Launch ``name`` with the user's overlay, wait until it runs, set outputs LIVE.
 
-    Returns the message to show the user. Raises ``ValueError`` for a bad URL and
-    ``sr.StreamrunError`` when the API fails.
+    ``progress`` is called with a line for each step. Returns the message to show the
+    user. Raises ``ValueError`` for a bad URL and ``sr.StreamrunError`` when the API fails.
     """
     check_overlay_url(overlay_url)
-    overlay = {OVERLAY_ELEMENT: {"url": overlay_url}}
-    settings = sr.InstanceSettings(name=name, overrides=overlay)
-    report = await client.launch_many({configuration_id: [settings]}, wait=True, timeout=timeout)
-    if name in report.failed:
+    settings = sr.InstanceSettings(name=name, overrides={OVERLAY_ELEMENT: {"url": overlay_url}})
+
+    def on_step(event: sr.LaunchEvent) -> None:
+        if progress is not None and event.kind in STEP_TEXT:
+            progress(STEP_TEXT[event.kind])
+
+    report = await client.launch_many(
+        {configuration_id: [settings]},
+        wait=True,
+        timeout=timeout,
+        on_existing="update",
+        on_progress=on_step,
+    )
+    item = report.items[name]
+    if item.status is sr.LaunchStatus.FAILED:
         raise report.failed[name]
-    if name in report.unknown:
+    if item.status is sr.LaunchStatus.UNKNOWN:
         return "Streamrun did not confirm the launch. Wait a minute, then try /golive again."
-    item = report.launched[name]
     if report.wait_error is not None:
         return f"Your stream is still starting ({item.state}). Try /golive again in a minute."
-    if item.existing and item.instance_id is not None:
-        # Already running: launch_many did not launch it again, so update its overlay.
-        await client.instances.update_overrides(item.instance_id, overlay)
     await client.configurations.set_outputs(configuration_id, sr.Outputs.LIVE)
     if item.existing:
         return f"You were already live; your overlay is now {overlay_url}"
@@ -125,23 +190,48 @@ def build_bot(configuration_id: str, make_client: Callable[[], sr.StreamrunClien
     bot = GoLiveBot()
 
     @bot.tree.command(name="golive", description="Start your stream with your overlay")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(**GOLIVE_PERMISSIONS)
     @app_commands.describe(overlay_url="The https:// address of your overlay page")
     async def golive(interaction: discord.Interaction, overlay_url: str) -> None:
         """Start your stream with your overlay."""
+        # First, within Discord's 3 seconds: "thinking...".
         await interaction.response.defer(thinking=True)
         assert bot.streamrun is not None
+        channel = interaction.channel
+
+        async def edit_reply(text: str) -> None:
+            await interaction.edit_original_response(content=text)
+
+        async def send_to_channel(text: str) -> Callable[[str], Awaitable[Any]]:
+            assert isinstance(channel, discord.abc.Messageable)
+            message = await channel.send(f"{interaction.user.mention}: {text}")
+            return lambda new: message.edit(content=f"{interaction.user.mention}: {new}")
+
+        shown = ProgressMessage(edit_reply, send_to_channel)
+        steps: asyncio.Queue[str] = asyncio.Queue()
+
+        async def show_steps() -> None:
+            while True:
+                await shown.show(await steps.get())
+
+        shower = asyncio.create_task(show_steps())
         try:
             reply = await go_live(
                 bot.streamrun,
                 configuration_id,
                 overlay_url,
                 name=instance_name(interaction.user.id),
+                progress=steps.put_nowait,
             )
         except (ValueError, sr.StreamrunError) as error:
             reply = f"Could not go live: {error}"
-        await interaction.edit_original_response(content=reply)
+        finally:
+            shower.cancel()
+        await shown.show(reply)
 
     @bot.tree.command(name="stoplive", description="Stop your stream")
+    @app_commands.guild_only()
     async def stoplive(interaction: discord.Interaction) -> None:
         """Stop your stream."""
         await interaction.response.defer(thinking=True)

@@ -10,8 +10,10 @@ tokens). Without the TWITCH_* variables it acts out one ``!golive`` and one ``!s
 the terminal: ``python examples/twitch_bot.py --emulator``.
 
 Only the broadcaster, moderators and VIPs may use the commands: a launch costs money.
-Each channel's stream is an instance named after the channel, and ``launch_many``
-launches a name only if it is not already there, so ``!golive`` twice is harmless.
+Each channel's stream is an instance named after the channel, and the SDK's
+``launch_many`` launches each name exactly once, so ``!golive`` twice (or from two bot
+processes sharing a ``coordinator``) is harmless; ``!golive`` with a new overlay while
+live updates the overlay (``on_existing="update"``, as the Discord example and the CLI).
 
 The Streamrun part is plain async functions (``golive_reply``, ``stop_reply``); twitchio
 is imported only by ``build_bot``.
@@ -58,7 +60,7 @@ async def golive_reply(
     )
     try:
         report = await client.launch_many(
-            {configuration_id: [settings]}, wait=True, timeout=timeout
+            {configuration_id: [settings]}, wait=True, timeout=timeout, on_existing="update"
         )
         failed = report.failed.get(settings.name)
         if failed is not None:
@@ -66,10 +68,12 @@ async def golive_reply(
         if not report.ok:
             # Unknown, or not RUNNING in time: a retry is safe, it never launches twice.
             return "The stream is not up yet; try !golive again in a minute."
-        item = report.launched[settings.name]
+        item = report.items[settings.name]
         await client.configurations.set_outputs(configuration_id, sr.Outputs.LIVE)
     except sr.StreamrunError as error:
         return f"Could not start the stream ({type(error).__name__})."
+    if item.status is sr.LaunchStatus.UPDATED:
+        return "Already live; overlay updated!"
     return "Already live!" if item.existing else "We are live!"
 
 

@@ -237,10 +237,82 @@ async def test_discord_go_live_and_stop(emu: Emulator, emu_client: sr.StreamrunC
     (inst,) = emu.state.instances
     assert inst.overrides == {"htmloverlay-1": {"url": other}}
     assert emu.stats.count(LAUNCH_ROUTE) == 1
+    # The example patches nothing itself: the SDK's on_existing="update" did (one PATCH).
+    assert emu.stats.count("PATCH /instances/{instanceId}/overrides") == 1
 
     assert await bot.stop_live(emu_client, cfg, name=name) == "Stream stopped."
     assert emu.state.count() == 0
     assert await bot.stop_live(emu_client, cfg, name=name) == "You are not live."
+
+
+async def test_discord_double_click_launches_once_and_reports_progress(
+    emu: Emulator, emu_client: sr.StreamrunClient
+) -> None:
+    bot = load("discord_bot")
+    cfg = emu.configuration_ids[0]
+    steps: list[str] = []
+    replies = await asyncio.gather(
+        *(
+            bot.go_live(emu_client, cfg, OVERLAY, name="discord-7", progress=steps.append)
+            for _ in range(3)
+        )
+    )
+    assert emu.stats.count(LAUNCH_ROUTE) == 1
+    assert [inst.name for inst in emu.state.instances] == ["discord-7"]
+    assert sum(reply.startswith("You are live") for reply in replies) == 1
+    assert sum("already live" in reply for reply in replies) == 2
+    assert steps[0] == "Launching your stream..."
+    assert "Your stream runs; going live..." in steps
+
+
+async def test_discord_progress_moves_to_the_channel_before_the_token_expires() -> None:
+    bot = load("discord_bot")
+    now = [0.0]
+    sent: list[tuple[str, str]] = []
+
+    async def edit_reply(text: str) -> None:
+        sent.append(("reply", text))
+
+    async def send_to_channel(text: str) -> object:
+        sent.append(("channel", text))
+
+        async def edit(new: str) -> None:
+            sent.append(("channel edit", new))
+
+        return edit
+
+    shown = bot.ProgressMessage(edit_reply, send_to_channel, clock=lambda: now[0])
+    await shown.show("Launching your stream...")
+    await shown.show("Launching your stream...")  # unchanged: nothing sent
+    now[0] = bot.HANDOFF_AFTER - 1
+    await shown.show("Launched; waiting for a server...")
+    now[0] = bot.HANDOFF_AFTER
+    await shown.show("Your stream runs; going live...")
+    now[0] = 3600.0  # long after the interaction's token expired
+    await shown.show("You are live!")
+    assert sent == [
+        ("reply", "Launching your stream..."),
+        ("reply", "Launched; waiting for a server..."),
+        ("reply", "This took long: follow it in the channel."),
+        ("channel", "Your stream runs; going live..."),
+        ("channel edit", "You are live!"),
+    ]
+    assert bot.HANDOFF_AFTER < 15 * 60
+
+
+async def test_discord_golive_is_for_servers_and_permitted_members_only() -> None:
+    bot_module = load("discord_bot")
+    bot = bot_module.build_bot("cfg-1", sr.StreamrunClient)
+    try:
+        golive = bot.tree.get_command("golive")
+        assert golive.guild_only
+        assert golive.allowed_contexts.dm_channel is False
+        assert golive.allowed_contexts.private_channel is False
+        assert golive.default_permissions is not None
+        assert golive.default_permissions.manage_guild
+        assert bot.tree.get_command("stoplive").guild_only
+    finally:
+        await bot.close()
 
 
 async def test_discord_go_live_refuses_bad_input(
@@ -273,8 +345,17 @@ async def test_discord_go_live_reports_a_slow_start() -> None:
 async def test_twitch_golive_and_stop(emu: Emulator, emu_client: sr.StreamrunClient) -> None:
     bot = load("twitch_bot")
     cfg = emu.configuration_ids[1]
-    assert await bot.golive_reply(emu_client, cfg, OVERLAY, channel_id="42") == "We are live!"
-    assert await bot.golive_reply(emu_client, cfg, OVERLAY, channel_id="42") == "Already live!"
+    first = await asyncio.gather(
+        *(bot.golive_reply(emu_client, cfg, OVERLAY, channel_id="42") for _ in range(2))
+    )
+    # Two !golive at once: one launch, the other reply knows it is already live.
+    assert sorted(first) == ["Already live!", "We are live!"]
+    assert emu.stats.count(LAUNCH_ROUTE) == 1
+    other = "https://overlays.example/other"
+    assert await bot.golive_reply(emu_client, cfg, other, channel_id="42") == (
+        "Already live; overlay updated!"
+    )
+    assert emu.state.instances[0].overrides == {"htmloverlay-1": {"url": other}}
     (inst,) = emu.state.instances
     assert inst.name == "twitch-42"
     assert inst.outputs == "LIVE"
