@@ -99,6 +99,6 @@ class ManualClock:
 
 
 async def _turns() -> None:
-    # A few loop turns: enough for a woken task to reach its next await.
-    for _ in range(5):
+    # Loop turns enough for a woken task to run through in-memory awaits to its next wait.
+    for _ in range(20):
         await asyncio.sleep(0)

@@ -408,7 +408,8 @@ class Poller:
         except StreamrunError as error:
             return self._list_failed(error, taken, len(lists) + 1)
         now = self.now()
-        self._answer_instances(diff)
+        # Absences still within their grace are settled at the shortest interval.
+        unsettled = self._answer_instances(diff) or self.store.has_missing()
         self._tell_listeners(taken)
         settled, due = self.tracker.after_list(self.store, now)
         for request in settled:
@@ -417,7 +418,7 @@ class Poller:
         for request_id in due[:granted]:
             self._send_fetch(request_id)
         backlog = len(due) - granted
-        pacer.after_tick(changed=bool(diff) or bool(settled), backlog=backlog > 0)
+        pacer.after_tick(changed=bool(diff) or bool(settled), backlog=backlog > 0 or unsettled)
         return TickSummary(
             taken=taken,
             list_calls=len(scopes),
@@ -483,8 +484,10 @@ class Poller:
         # list cannot contradict the waiter, so it is not excluded.
         return found is None or found == configuration_id
 
-    def _answer_instances(self, diff: Diff) -> None:
+    def _answer_instances(self, diff: Diff) -> bool:
+        """Answer waiters and watches; True while some waiter's instance is missing."""
         taken, store, grace = diff.taken, self.store, self.policy.absence_grace
+        unsettled = False
         for instance_id, subs in list(self._waiters.items()):
             instance = store.get(instance_id)
             for waiter in list(subs):
@@ -494,19 +497,51 @@ class Poller:
                     if instance is not waiter.last:
                         waiter.offer(instance)
                 elif store.covers(waiter.configuration_id):
-                    waiter.absent(taken, grace)
+                    unsettled |= not waiter.absent(taken, grace)
         if not self._feeds:
-            return
+            return unsettled
         changes = list(diff.changes()) if diff else []
         for feed in list(self._feeds):
             if feed.closed or taken < feed.registered:
                 continue
             if not feed.started:
                 self._start_feed(feed)
-            elif changes:
-                mine = [c for c in changes if self._feed_wants(feed, c.instance)]
-                if mine:
-                    feed.on_changes(mine)
+            elif feed.members is None:  # the whole account: the diff as it is
+                if changes:
+                    feed.on_changes(changes)
+            else:
+                self._scoped_changes(feed, changes)
+        return unsettled
+
+    def _scoped_changes(self, feed: InstanceFeedSub, changes: list[InstanceChange]) -> None:
+        """A configuration watch's share of the diff. Instances may enter its scope without
+        changing (their request's configuration learned later) or leave it."""
+        members = feed.members
+        assert members is not None
+        mine: list[InstanceChange] = []
+        for change in changes:
+            key = change.instance.id
+            if change.kind is ChangeKind.REMOVED:
+                if key in members:
+                    members.discard(key)
+                    mine.append(change)
+            elif self._feed_wants(feed, change.instance):
+                if key in members:
+                    mine.append(change)
+                else:
+                    members.add(key)
+                    mine.append(InstanceChange(ChangeKind.ADDED, change.instance))
+            elif key in members:
+                members.discard(key)
+                mine.append(InstanceChange(ChangeKind.REMOVED, change.instance, change.previous))
+        if feed.generation != self.store.generation:
+            feed.generation = self.store.generation
+            for key, inst in self.store.view.items():
+                if key not in members and self._feed_wants(feed, inst):
+                    members.add(key)
+                    mine.append(InstanceChange(ChangeKind.ADDED, inst))
+        if mine:
+            feed.on_changes(mine)
 
     def _feed_wants(self, feed: InstanceFeedSub, instance: Instance) -> bool:
         configs = feed.configs
@@ -537,6 +572,9 @@ class Poller:
                 elif before is not inst.state:
                     changes.append(InstanceChange(ChangeKind.CHANGED, inst, before))
             feed.known = None
+        if feed.configs is not None:
+            feed.members = set(now)
+            feed.generation = self.store.generation
         if changes:
             feed.on_changes(changes)
 

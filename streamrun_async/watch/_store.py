@@ -86,6 +86,8 @@ class Store:
         self.taken: float | None = None
         self.covered: frozenset[str] | None = None
         self.lists = 0
+        self.generation = 0
+        """Bumped whenever a request's configuration is learned (scopes may widen)."""
         self.view: Mapping[str, Instance] = MappingProxyType(self._models)
         """A read-only live view of the snapshot, id -> Instance."""
 
@@ -116,8 +118,9 @@ class Store:
 
     def learn_request(self, request_id: str, configuration_id: str | None) -> None:
         """Record a request's configuration (from a launch answer or a fetch)."""
-        if configuration_id is not None:
+        if configuration_id is not None and request_id not in self._request_configs:
             self._request_configs[request_id] = configuration_id
+            self.generation += 1
 
     def members(self, request_id: str, instance_ids: Iterable[str] = ()) -> list[Instance]:
         """The listed instances of a request: those naming it, and those it names."""
@@ -125,10 +128,9 @@ class Store:
         ids.update(i for i in instance_ids if i in self._models)
         return [self._models[i] for i in ids]
 
-    def missing_since(self, instance_id: str) -> float | None:
-        """When the instance was first missing from a list, if it is missing now."""
-        entry = self._missing.get(instance_id)
-        return None if entry is None else entry[0]
+    def has_missing(self) -> bool:
+        """True while some instance is missing but within its grace."""
+        return bool(self._missing)
 
     def update(
         self,
@@ -207,8 +209,9 @@ class Store:
         if request_id is not None:
             self._by_request.setdefault(request_id, set()).add(model.id)
             configuration_id = self.configuration_of(model)
-            if configuration_id is not None:
-                self._request_configs.setdefault(request_id, configuration_id)
+            if configuration_id is not None and request_id not in self._request_configs:
+                self._request_configs[request_id] = configuration_id
+                self.generation += 1
 
     def _unindex(self, model: Instance) -> None:
         request_id = model.request_id

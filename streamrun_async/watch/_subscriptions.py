@@ -343,7 +343,16 @@ class InstanceFeedSub(Subscription):
     delivery is an ADDED for every instance in scope).
     """
 
-    __slots__ = ("closed", "configs", "known", "on_changes", "on_error", "started")
+    __slots__ = (
+        "closed",
+        "configs",
+        "generation",
+        "known",
+        "members",
+        "on_changes",
+        "on_error",
+        "started",
+    )
 
     def __init__(
         self,
@@ -361,6 +370,10 @@ class InstanceFeedSub(Subscription):
         self.on_error = on_error
         self.started = False
         self.closed = False
+        # A configuration watch: the ids it has reported in scope, and the store's
+        # generation of request configurations it last matched against.
+        self.members: set[str] | None = None
+        self.generation = -1
 
     @property
     def done(self) -> bool:
