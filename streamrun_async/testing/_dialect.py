@@ -1,7 +1,7 @@
 """`Dialect`: how the emulated server spells its answers, one knob per unknown of the API.
 
-The real API publishes no schema (see ``shared/streamrun-api.md``, "Unknown"), so every
-place where a plausible server could answer differently is a knob here, and named presets
+The real API publishes no schema and community code saw only part of it, so every place
+where a plausible server could answer differently is a knob here, and named presets
 bundle knobs into whole servers. ``Emulator(dialect=Dialect.text_answers())``; the default
 is `Dialect.observed`, the shapes community code saw from the live API. A dialect is served
 on every route: the same envelope rule, timestamp format, state spelling and error body.
