@@ -225,6 +225,28 @@ async def test_launch_many_is_one_span_with_its_steps(
     assert all(s.context is not None and s.context.trace_id == trace_id for s in http)
 
 
+async def test_ticks_serving_launch_many_are_linked_to_it(
+    emu: Emulator, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    cfg = emu.configuration_ids[0]
+    async with emu.client(poll=FAST) as c:
+        instrument(c, tracer_provider=provider)
+        bulk = asyncio.create_task(
+            c.launch_many({cfg: [sr.InstanceSettings(name="a")]}, wait=True, timeout=60)
+        )
+        await until(lambda: bool(named(exporter.get_finished_spans(), "streamrun.poll")))
+        await emu.advance(10)
+        report = await asyncio.wait_for(bulk, 5)
+    assert report.wait_error is None
+    spans = exporter.get_finished_spans()
+    (launch_span,) = named(spans, "streamrun.launch_many")
+    assert launch_span.context is not None
+    ticks = named(spans, "streamrun.poll")
+    assert ticks
+    for tick in ticks:
+        assert [link.context.span_id for link in tick.links] == [launch_span.context.span_id]
+
+
 async def test_a_client_not_instrumented_makes_no_spans(
     emu: Emulator, exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:

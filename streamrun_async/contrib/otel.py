@@ -108,13 +108,16 @@ def instrument(client: StreamrunClient, *, tracer_provider: Any = None) -> None:
 # -- operation spans -----------------------------------------------------------------------
 
 
-def _argument_attributes(signature: inspect.Signature, args: Any, kwargs: Any) -> dict[str, Any]:
+def _arguments(signature: inspect.Signature, args: Any, kwargs: Any) -> dict[str, Any]:
     try:
-        bound = signature.bind(*args, **kwargs)
+        return signature.bind(*args, **kwargs).arguments
     except TypeError:
         return {}  # the call itself will raise the clear error
+
+
+def _argument_attributes(arguments: Mapping[str, Any]) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
-    for name, value in bound.arguments.items():
+    for name, value in arguments.items():
         if name in _ID_ARGUMENTS:
             found = value if isinstance(value, str) else getattr(value, "id", None)
             if isinstance(found, str):
@@ -160,14 +163,22 @@ def _traced(span_name: str, function: _F) -> _F:
     signature = inspect.signature(function)
 
     async def run(tracing: _Tracing, args: Any, kwargs: Any, call: Any) -> Any:
-        attributes = _argument_attributes(signature, args, kwargs)
+        arguments = _arguments(signature, args, kwargs)
+        attributes = _argument_attributes(arguments)
         with tracing.tracer.start_as_current_span(span_name, attributes=attributes) as span:
+            # launch_many(wait=True) waits through the poller too: its ticks link to it.
+            polled = arguments.get("wait") is True
+            if polled:
+                tracing.waiting(span)
             try:
                 result = await call()
             except APIError as error:
                 span.set_attribute("error.type", type(error).__name__)
                 span.set_attribute("streamrun.outcome_unknown", error.outcome_unknown)
                 raise
+            finally:
+                if polled:
+                    tracing.done_waiting(span)
             _result_attributes(span, result)
             return result
 
@@ -258,6 +269,15 @@ class _Tracing:
             self._poll_ticked(event)
         elif isinstance(event, LaunchEvent):
             self._launch_step(event)
+
+    def waiting(self, span: Span) -> None:
+        """``span`` waits through the poller until :meth:`done_waiting`."""
+        self._waits[-id(span)] = span  # wait ids are positive: no clash
+
+    def done_waiting(self, span: Span) -> None:
+        """``span`` no longer waits."""
+        self._waits.pop(-id(span), None)
+        self._end_idle_tick()
 
     def _links(self) -> list[Link]:
         return [Link(span.get_span_context()) for span in self._waits.values()]
