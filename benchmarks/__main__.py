@@ -43,7 +43,7 @@ def _environment() -> str:
     return (
         f"Python {platform.python_version()}, aiohttp {_version('aiohttp')}, "
         f"{os.cpu_count()} cores ({platform.system()} {platform.machine()}); "
-        f"attrs {_version('attrs')}, cattrs {_version('cattrs')}, orjson {_version('orjson')}, "
+        f"attrs {_version('attrs')}, orjson {_version('orjson')}, "
         f"pydantic {_version('pydantic')}"
     )
 

@@ -44,6 +44,7 @@ from ._models import (
     Configuration,
     Destination,
     Element,
+    ElementState,
     Instance,
     InstanceRequest,
     InstanceSettings,
@@ -52,6 +53,7 @@ from ._models import (
     Overrides,
 )
 from ._resources import AcceptedLaunch
+from ._secret import SecretStr
 from ._retry import RetryEvent, RetryPolicy
 from ._watch import ChangeKind, InstanceChange, InstanceWatch, PollPolicy, RequestWatch
 
@@ -95,6 +97,7 @@ __all__ = [
     "ConflictError",
     "Destination",
     "Element",
+    "ElementState",
     "EventLoopError",
     "IncompleteListError",
     "InsecureTransportError",
@@ -125,6 +128,7 @@ __all__ = [
     "ResponseDecodeError",
     "RetryEvent",
     "RetryPolicy",
+    "SecretStr",
     "ServerError",
     "StreamrunClient",
     "StreamrunError",

@@ -244,7 +244,7 @@ def _report(dropped: list[object], what: str, where: str) -> None:
     for item in dropped:
         if type(item) is not dict:
             reason = "not an object"
-        elif "id" not in item:
+        elif item.get("id") is None:
             reason = "without an id"
         elif type(item["id"]) is not str:
             reason = "with an id that is not a string"

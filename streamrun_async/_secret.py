@@ -42,6 +42,9 @@ class SecretStr:
     def __repr__(self) -> str:
         return f"SecretStr({_MASK!r})"
 
+    def __format__(self, spec: str) -> str:
+        return format(_MASK, spec)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretStr):
             return NotImplemented

@@ -93,27 +93,28 @@ ENVELOPES = {
 
 
 def check_decoded(model: Any, data: dict[str, Any]) -> None:
-    """A decoded model is faithful to its JSON: every field as sent, unknown ones in raw."""
+    """A decoded model is faithful to its JSON: every field as sent when it has the field's
+    shape (the tolerant reader falls back to the default otherwise), all of it in raw."""
     import attrs
 
-    assert model.raw == data
+    assert model.raw is data
     for field in attrs.fields(type(model)):
         key = _camel(field.name)
-        if not field.init or key not in data:
-            continue
+        if not field.init or key not in data or field.name == "state":
+            continue  # the state may also come from ``status`` (tests/test_tolerant_decode.py)
         value, sent = getattr(model, field.name), data[key]
-        if isinstance(value, str):  # ids, names and open enums keep the server's text
-            assert value == sent
-        elif isinstance(value, datetime):
+        if isinstance(value, str):  # ids and names keep the server's text, enums any case
             assert isinstance(sent, str)
-        elif isinstance(value, tuple):  # an array, item for item
-            assert isinstance(sent, list), (key, sent)
-            assert len(value) == len(sent)
-        elif value is None:
-            assert sent is None
+            assert value in (sent, sent.upper())
+        elif isinstance(value, datetime):
+            assert isinstance(sent, str | int | float)
+            assert not isinstance(sent, bool)
+        elif isinstance(value, tuple) and value:  # an array (elements: or an object)
+            assert isinstance(sent, list | dict), (key, sent)
+            assert len(value) <= len(sent)
         elif isinstance(value, int):
-            assert sent == value, (key, sent)
-            assert not isinstance(sent, bool | str), (key, sent)
+            assert float(sent) == value, (key, sent)
+            assert not isinstance(sent, bool), (key, sent)
 
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
@@ -151,8 +152,9 @@ def test_any_list_decodes_or_raises_a_decode_error(model: type[Any], data: st.Da
         decoded = response(body).list(model, "items")
     except sr.ResponseDecodeError:
         return
-    assert len(decoded) == len(items)
-    for model_obj, item in zip(decoded, items, strict=True):
+    usable = [item for item in items if isinstance(item.get("id"), str)]
+    assert len(decoded) == len(usable)  # only items without a string id are left out
+    for model_obj, item in zip(decoded, usable, strict=True):
         check_decoded(model_obj, item)
 
 
