@@ -1,177 +1,37 @@
-"""The ``streamrun`` CLI through click's runner, against an emulator on loopback.
-
-CliRunner invokes commands synchronously and each command runs its own event loop, so
-the emulator serves from a background thread with a loop of its own; anything that
-touches its state runs in that thread too.
-"""
+"""The ``streamrun`` CLI through click's runner, against an emulator on loopback, and in
+real processes (the script, Ctrl-C, the emulator command, the demo)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
-import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 import pytest
+from _cli_support import (
+    LAUNCH_ROUTE,
+    EmulatorThread,
+    Spawned,
+    api_error,
+    as_json,
+    emu,
+    launch,
+    make_emulator,
+    ok,
+    retries_without_sleeping,
+    spawn,
+    streamrun,
+    usage_error,
+)
 from click.testing import CliRunner, Result
 
-import streamrun_async as sr
 from streamrun_async.cli._app import cli, parse_assignments
-from streamrun_async.testing import Emulator, Fault, StateSnapshot
+from streamrun_async.testing import Fault
 
-_T = TypeVar("_T")
-
-LAUNCH_ROUTE = "POST /configurations/{configurationId}/instances"
-
-
-class EmulatorThread:
-    """An emulator serving from its own thread and loop, for synchronous callers."""
-
-    def __init__(self, **options: Any) -> None:
-        self._options = options
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self.emu: Emulator
-
-    def start(self) -> EmulatorThread:
-        self._thread.start()
-
-        async def start() -> Emulator:
-            emu = Emulator(**self._options)  # made in its loop: the real clock binds to it
-            await emu.start()
-            return emu
-
-        self.emu = self.run(start())
-        return self
-
-    def stop(self) -> None:
-        self.run(self.emu.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=5)
-        self._loop.close()
-
-    def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        """Run ``coro`` in the emulator's loop and return its result."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
-
-    def sync(self, fn: Callable[[], _T]) -> _T:
-        """Call ``fn`` in the emulator's loop (its state is not thread-safe)."""
-
-        async def call() -> _T:
-            return fn()
-
-        return self.run(call())
-
-    @property
-    def state(self) -> StateSnapshot:
-        return self.sync(lambda: self.emu.state)
-
-    @property
-    def url(self) -> str:
-        return self.emu.url
-
-    @property
-    def api_key(self) -> str:
-        return self.emu.api_key
-
-    @property
-    def configs(self) -> tuple[str, ...]:
-        return self.emu.configuration_ids
-
-
-@pytest.fixture(autouse=True)
-def retries_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's clients retry as usual but never sleep between attempts."""
-    from streamrun_async.cli import _runtime
-
-    client = functools.partial(sr.StreamrunClient, retry=sr.RetryPolicy.for_testing())
-    monkeypatch.setattr(_runtime, "StreamrunClient", client)
-
-
-@pytest.fixture
-def make_emulator() -> Iterator[Callable[..., EmulatorThread]]:
-    """Factory of emulators in threads (real clock, instant boots unless told)."""
-    started: list[EmulatorThread] = []
-
-    def make(**options: Any) -> EmulatorThread:
-        options = {"clock": "real", "boot_time": 0.0, "idle_timeout": None, **options}
-        emulator = EmulatorThread(**options).start()
-        started.append(emulator)
-        return emulator
-
-    yield make
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def emu(make_emulator: Callable[..., EmulatorThread]) -> EmulatorThread:
-    return make_emulator()
-
-
-@pytest.fixture
-def streamrun(emu: EmulatorThread) -> Callable[..., Result]:
-    """``streamrun(*args, input=None, env=None)``: the CLI against ``emu``, key from env."""
-
-    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        full_env = {"STREAMRUN_API_KEY": emu.api_key, "STREAMRUN_BASE_URL": emu.url}
-        full_env.update(env or {})
-        # Polls every 20 ms, so waits end as soon as the (instant) boots do.
-        return CliRunner().invoke(
-            cli, ["--poll-interval", "0.02", *args], input=input, env=full_env
-        )
-
-    return invoke
-
-
-def ok(result: Result) -> Result:
-    """Assert exit 0 (showing what went wrong otherwise)."""
-    assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-    return result
-
-
-def as_json(result: Result) -> Any:
-    ok(result)
-    return json.loads(result.stdout)
-
-
-def api_error(result: Result, *needles: str) -> None:
-    """One ``error:`` line on stderr, exit 1, nothing on stdout, no traceback."""
-    assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: ")
-    for needle in needles:
-        assert needle in lines[0]
-    assert "Traceback" not in result.output
-
-
-def usage_error(result: Result, needle: str) -> None:
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    assert result.stdout == ""
-    assert needle in result.stderr
-
-
-def launch(emu: EmulatorThread, names: Sequence[str], cfg: int = 0) -> list[str]:
-    """Launch named instances directly in the emulator's loop; returns their ids."""
-
-    async def go() -> list[str]:
-        async with emu.emu.client() as client:
-            settings = [sr.InstanceSettings(name=name) for name in names]
-            await client.configurations.launch(emu.configs[cfg], settings)
-        return [i.id for i in emu.emu.state.instances if i.name in names]
-
-    return emu.run(go())
+# The fixtures shared by the CLI tests, used by name (listed so that linters see the use).
+__all__ = ["emu", "make_emulator", "retries_without_sleeping", "spawn", "streamrun"]
 
 
 # -- the command tree ---------------------------------------------------------------
@@ -373,8 +233,13 @@ def test_launch_wait_timeout_reports_and_exits_1(
     )
     assert result.exit_code == 1
     assert "QUEUED" in result.stdout  # what launched is still shown
-    assert "error: " in result.stderr
-    assert "not RUNNING within" in result.stderr
+    assert "error: not every instance was RUNNING within 0.2s (--timeout)" in result.stderr
+    (inst,) = slow.state.instances
+    assert f"this command launched 1 instance(s) of {slow.configs[0]}: cli-1 ({inst.id})" in (
+        result.stderr
+    )
+    assert "still QUEUED or RUNNING (RUNNING is billed per second): cli-1 QUEUED" in result.stderr
+    assert f"stop just these: streamrun instances stop {inst.id}\n" in result.stderr
 
 
 # -- instance requests -----------------------------------------------------------------
@@ -403,7 +268,7 @@ def test_requests_wait_timeout_and_unknown(
     base = ["--poll-interval", "0.02", "requests", "wait"]
     timed_out = runner.invoke(cli, [*base, request_id, "--timeout", "0.2"], env=env)
     api_error(timed_out, "not reached within", "QUEUED")
-    api_error(runner.invoke(cli, [*base, "ireq-nope"], env=env), "404")
+    api_error(runner.invoke(cli, [*base, "ireq-nope"], env=env), "ireq-nope")
 
 
 # -- instances ---------------------------------------------------------------------------
@@ -424,7 +289,7 @@ def test_instances_list_get_restart(streamrun: Callable[..., Result], emu: Emula
     restarted = as_json(streamrun("--json", "instances", "restart", a))
     assert restarted["id"] == a
     assert restarted["state"] == "STARTING"
-    api_error(streamrun("instances", "get", "inst-nope"), "404")
+    api_error(streamrun("instances", "get", "inst-nope"), "no instance has the id or name")
 
 
 def test_instances_list_empty(streamrun: Callable[..., Result]) -> None:
@@ -436,14 +301,14 @@ def test_instances_list_empty(streamrun: Callable[..., Result]) -> None:
 
 def test_instances_stop_reports_each(streamrun: Callable[..., Result], emu: EmulatorThread) -> None:
     a, b = launch(emu, ["s-1", "s-2"])
-    assert f"stopped {a}" in ok(streamrun("instances", "stop", a)).stdout
-    result = streamrun("--json", "instances", "stop", b, "inst-nope")
-    assert result.exit_code == 1
+    assert ok(streamrun("instances", "stop", a)).stdout == f"stopped {a} (s-1)\n"
+    # Already gone is what stop wants: exit 0, said on stderr.
+    result = ok(streamrun("--json", "instances", "stop", b, "inst-nope", a))
     out = json.loads(result.stdout)
-    assert out["stopped"] == [b]
-    assert out["failed"][0]["id"] == "inst-nope"
-    assert "error: inst-nope:" in result.stderr
-    assert "404" in result.stderr
+    assert out["stopped"] == [{"id": b, "name": "s-2"}]
+    assert out["already_gone"] == ["inst-nope", a]
+    assert out["failed"] == []
+    assert "inst-nope: already gone (nothing to stop)" in result.stderr
     assert emu.state.count() == 0
     usage_error(streamrun("instances", "stop"), "Missing argument")
 
@@ -453,17 +318,20 @@ def test_stop_all_asks_first(streamrun: Callable[..., Result], emu: EmulatorThre
     launch(emu, ["y-1"], cfg=1)
     refused = streamrun("instances", "stop-all", input="n\n")
     assert refused.exit_code == 1
-    assert "Stop all 3 instance(s) of the account" in refused.stderr
+    assert "Stop all 3 instance(s) of the account (3 RUNNING), and any launched" in refused.stderr
     assert refused.stdout == ""
     assert emu.state.count() == 3
     one_config = ok(
         streamrun("instances", "stop-all", "--configuration", emu.configs[1], input="y\n")
     )
-    assert "stopped 1 instance(s)" in one_config.stdout
+    assert one_config.stdout == (
+        f"asked the API to stop every instance of configuration {emu.configs[1]}; "
+        "1 were listed before\n"
+    )
     assert emu.state.count() == 2
     # --json keeps the prompt off stdout.
     confirmed = streamrun("--json", "instances", "stop-all", input="y\n")
-    assert json.loads(ok(confirmed).stdout)["stopped"]
+    assert json.loads(ok(confirmed).stdout)["sent"] is True
     assert "Stop all 2" in confirmed.stderr
     assert emu.state.count() == 0
 
@@ -473,11 +341,18 @@ def test_stop_all_yes_and_nothing_to_stop(
 ) -> None:
     ids = launch(emu, ["z-1", "z-2"])
     out = as_json(streamrun("--json", "instances", "stop-all", "--yes"))
-    assert sorted(out["stopped"]) == sorted(ids)
+    # Honest: what was listed before the call, and what is still listed after it.
+    assert out == {
+        "scope": "the account",
+        "sent": True,
+        "listed_before": ids,
+        "listed_after": [],
+    }
     assert emu.state.count() == 0
     nothing = ok(streamrun("instances", "stop-all"))
-    assert "nothing to stop" in nothing.stderr
-    assert as_json(streamrun("--json", "instances", "stop-all", "-y")) == {"stopped": []}
+    assert "nothing to stop (no call sent)" in nothing.stderr
+    assert as_json(streamrun("--json", "instances", "stop-all", "-y"))["sent"] is False
+    assert emu.sync(lambda: emu.emu.stats.count("DELETE /instances")) == 1
 
 
 # -- overrides and outputs -----------------------------------------------------------
@@ -493,13 +368,15 @@ def test_overrides_get_and_set(streamrun: Callable[..., Result], emu: EmulatorTh
             "set",
             inst,
             "switch-1.input=inputstream-1",
+            "htmloverlay-1.label=123",
+            "--override-json",
             "htmloverlay-1.visible=true",
-            'htmloverlay-1.label="123"',
         )
     )
+    # Positional values are text, always; --override-json reads JSON.
     expected = {
         "switch-1": {"input": "inputstream-1"},
-        "htmloverlay-1": {"visible": True, "label": "123"},
+        "htmloverlay-1": {"label": "123", "visible": True},
     }
     assert merged == expected
     assert as_json(streamrun("--json", "overrides", "get", inst)) == expected
@@ -605,111 +482,14 @@ def test_parse_assignments() -> None:
         ["htmloverlay-1.url=https://x/?a=b", "a-1.n=3", "a-1.list=[1]", 'a-1.s="3"', "a-1.e="]
     ) == {
         "htmloverlay-1": {"url": "https://x/?a=b"},
-        "a-1": {"n": 3, "list": [1], "s": "3", "e": ""},
+        "a-1": {"n": "3", "list": "[1]", "s": '"3"', "e": ""},
     }
+    assert parse_assignments(
+        ["a-1.n=3", "a-1.list=[1]", 'a-1.s="3"', "a-1.o={}"], as_json=True
+    ) == {"a-1": {"n": 3, "list": [1], "s": "3", "o": {}}}
 
 
 # -- processes: the script, Ctrl-C, the emulator command, the demo ------------------------
-
-
-def _streamrun_command() -> list[str]:
-    """The installed ``streamrun`` script when it sits beside this Python, else ``-m``."""
-    script = Path(sys.executable).with_name("streamrun")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "streamrun_async.cli"]
-
-
-# A process started in the background by a shell inherits SIGINT ignored; this puts
-# Python's own Ctrl-C handling back before the CLI starts, wherever the tests run.
-_INTERRUPTIBLE = (
-    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-    "from streamrun_async.cli import main; main(sys.argv[1:])"
-)
-
-
-class Spawned:
-    """A CLI process whose output is read by threads, so no read can hang a test."""
-
-    def __init__(
-        self, args: Sequence[str], env: dict[str, str] | None, *, interruptible: bool
-    ) -> None:
-        command = [sys.executable, "-c", _INTERRUPTIBLE] if interruptible else _streamrun_command()
-        self.process = subprocess.Popen(
-            [*command, *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "COLUMNS": "200", **(env or {})},
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self._stderr: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._pump_stdout, daemon=True),
-            threading.Thread(target=self._pump_stderr, daemon=True),
-        ]
-        for reader in self._readers:
-            reader.start()
-
-    def _pump_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _pump_stderr(self) -> None:
-        assert self.process.stderr is not None
-        self._stderr.append(self.process.stderr.read())
-
-    def line(self, timeout: float = 10) -> str:
-        """The next line of stdout (fails the test after ``timeout`` seconds)."""
-        line = self._lines.get(timeout=timeout)
-        assert line is not None, f"the process ended: {self.stderr()}"
-        return line
-
-    def finish(self, *, interrupt: bool = False, timeout: float = 30) -> tuple[str, str]:
-        """Ctrl-C it if asked, wait for its end; returns the rest of stdout, and stderr."""
-        if interrupt:
-            self.process.send_signal(signal.SIGINT)
-        self.process.wait(timeout=timeout)
-        self._close(timeout)
-        rest: list[str] = []
-        while (line := self._lines.get_nowait()) is not None:
-            rest.append(line)
-        return "".join(rest), self.stderr()
-
-    def stderr(self) -> str:
-        """What the process wrote on stderr (all of it once it ended)."""
-        return "".join(self._stderr)
-
-    def kill(self) -> None:
-        """End the process if it still runs, and close its pipes."""
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        self._close(10)
-
-    def _close(self, timeout: float) -> None:
-        for reader in self._readers:
-            reader.join(timeout=timeout)  # they end at end of file: the process is gone
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-@pytest.fixture
-def spawn() -> Iterator[Callable[..., Spawned]]:
-    """``spawn(args, env=None, interruptible=False)``: the CLI in a process, killed after."""
-    started: list[Spawned] = []
-
-    def start(
-        args: Sequence[str], env: dict[str, str] | None = None, *, interruptible: bool = False
-    ) -> Spawned:
-        spawned = Spawned(args, env, interruptible=interruptible)
-        started.append(spawned)
-        return spawned
-
-    yield start
-    for spawned in started:
-        spawned.kill()
 
 
 def test_core_package_imports_neither_click_nor_rich() -> None:
@@ -779,8 +559,16 @@ def test_ctrl_c_during_launch_wait_says_what_keeps_running(
     stdout, stderr = launching.finish(interrupt=True)
     assert launching.process.returncode == 130, stderr
     assert stdout == ""
-    assert "interrupted: 2 launched instance(s) keep running or booting (cam-1, cam-2" in stderr
-    assert "streamrun instances stop-all" in stderr
+    ids = {inst.name: inst.id for inst in slow.state.instances}
+    assert (
+        f"interrupted: this command launched 2 instance(s) of {slow.configs[0]}: "
+        f"cam-1 ({ids['cam-1']}), cam-2 ({ids['cam-2']})"
+    ) in stderr
+    assert "still QUEUED or RUNNING (RUNNING is billed per second): cam-1 QUEUED, cam-2 QUEUED" in (
+        stderr
+    )
+    assert f"stop just these: streamrun instances stop {ids['cam-1']} {ids['cam-2']}\n" in stderr
+    assert "stop-all" not in stderr  # never the command that stops the whole account
     assert "Traceback" not in stderr
     assert slow.state.count("QUEUED") == 2  # Ctrl-C stops the command, not the instances
 

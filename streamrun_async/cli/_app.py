@@ -1,18 +1,20 @@
-"""The ``streamrun`` command: one click command per API operation, plus watch, emulator, demo.
+"""The ``streamrun`` command: one click command per API operation, plus watch, probe,
+apply/diff, emulator and demo.
 
-Every command prints tables for people, or with ``--json`` machine-readable JSON on
-stdout and nothing else there (remarks and errors go to stderr).
+Every command prints tables for people (plain aligned text off a terminal), or with
+``-o json`` / ``--json`` machine-readable JSON, or with ``-o ids`` one id per line: data
+on stdout and nothing else there (remarks and errors go to stderr). The global options
+work before or after the command's name.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
-from collections.abc import Sequence
-from typing import Any
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
-from rich.table import Table
 from rich.text import Text
 
 from streamrun_async import (
@@ -23,6 +25,7 @@ from streamrun_async import (
     LaunchEvent,
     LaunchEventKind,
     LaunchReport,
+    NotFoundError,
     Outputs,
     Overrides,
     StreamrunClient,
@@ -31,8 +34,12 @@ from streamrun_async import (
 
 from ._demo import demo
 from ._emulator import emulator
+from ._fleet_cmd import apply, diff
+from ._guard import leases, reap
 from ._live import watch
+from ._probe import probe
 from ._render import (
+    Rows,
     configuration_detail,
     configurations_table,
     destinations_table,
@@ -44,40 +51,139 @@ from ._render import (
     request_detail,
     state_text,
 )
-from ._runtime import Runtime, call, describe_error, json_option
+from ._resolve import listed_instances, match, resolve
+from ._runtime import (
+    OUTPUT_FORMATS,
+    CommandError,
+    Runtime,
+    call,
+    describe_error,
+    follow_up,
+    install_global_options,
+)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = ["cli", "parse_assignments"]
 
 _ASSIGNMENT_HELP = (
-    'VALUE is read as JSON when it is valid JSON (true, 3, ["a"]) and as text otherwise; '
-    "quote it ('\"123\"') to force text."
+    "--override ELEMENT.KEY=VALUE sets VALUE as text, always; --override-json "
+    """ELEMENT.KEY='["a","b"]' sets it as JSON (true, 3, a list, an object)."""
 )
+_ELEMENT = re.compile(r"[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
-def parse_assignments(items: Sequence[str], option: str = "--override") -> Overrides:
-    """``ELEMENT.KEY=VALUE`` items as overrides: ``{"ELEMENT": {"KEY": VALUE}}``."""
+def parse_assignments(
+    items: Sequence[str], option: str = "--override", *, as_json: bool = False
+) -> Overrides:
+    """``ELEMENT.KEY=VALUE`` items as overrides: ``{"ELEMENT": {"KEY": VALUE}}``.
+
+    VALUE is text, or JSON with ``as_json`` (invalid JSON is a usage error). The element
+    and key are checked here, before any request.
+    """
     overrides: Overrides = {}
     for item in items:
-        element, dot, rest = item.partition(".")
-        key, equals, raw = rest.partition("=")
-        if not (element and dot and key and equals):
+        path, equals, raw = item.partition("=")
+        element, dot, key = path.partition(".")
+        if not (equals and dot):
             raise click.BadParameter(
                 f"{item!r} is not ELEMENT.KEY=VALUE (e.g. htmloverlay-1.url=https://example.com)",
                 param_hint=f"'{option}'",
             )
-        value: Any
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        overrides.setdefault(element, {})[key] = value
+        if not _ELEMENT.fullmatch(element):
+            raise click.BadParameter(
+                f"{item!r}: {element!r} is not an element id (they look like htmloverlay-1)",
+                param_hint=f"'{option}'",
+            )
+        if not _KEY.fullmatch(key):
+            raise click.BadParameter(
+                f"{item!r}: {key!r} is not a setting name"
+                + (
+                    " (one level only: ELEMENT.KEY; nest with --override-json)"
+                    if "." in key
+                    else ""
+                ),
+                param_hint=f"'{option}'",
+            )
+        value: Any = raw
+        if as_json:
+            try:
+                value = json.loads(raw)
+            except ValueError as error:
+                raise click.BadParameter(
+                    f"{item!r}: the value is not JSON ({error}); use --override for text",
+                    param_hint=f"'{option}'",
+                ) from None
+        settings = overrides.setdefault(element, {})
+        if key in settings:
+            raise click.BadParameter(f"{element}.{key} is given twice", param_hint=f"'{option}'")
+        settings[key] = value
     return overrides
+
+
+def merge_overrides(*parts: Overrides) -> Overrides:
+    """Overrides from several options as one; a setting given twice is a usage error."""
+    merged: Overrides = {}
+    for part in parts:
+        for element, settings in part.items():
+            into = merged.setdefault(element, {})
+            for key, value in settings.items():
+                if key in into:
+                    raise click.UsageError(f"{element}.{key} is given twice")
+                into[key] = value
+    return merged
+
+
+def override_options(command: _F) -> _F:
+    """``--override`` (text) and ``--override-json`` (JSON) on a command."""
+    command = click.option(
+        "--override-json",
+        "override_json_items",
+        multiple=True,
+        metavar="ELEMENT.KEY=JSON",
+        help="Set an element's setting to a JSON value, "
+        """e.g. outputstream-1.destinations='["d-1"]'.""",
+    )(command)
+    return click.option(
+        "--override",
+        "override_items",
+        multiple=True,
+        metavar="ELEMENT.KEY=VALUE",
+        help="Set an element's setting to text, e.g. htmloverlay-1.url=https://x.",
+    )(command)
+
+
+def overrides_from(override_items: Sequence[str], override_json_items: Sequence[str]) -> Overrides:
+    """The overrides of ``--override`` and ``--override-json``, checked."""
+    return merge_overrides(
+        parse_assignments(override_items),
+        parse_assignments(override_json_items, "--override-json", as_json=True),
+    )
 
 
 # -- the group ----------------------------------------------------------------------
 
+_EPILOG = """\b
+Examples:
+  streamrun configurations list -o wide
+  streamrun launch CFG --count 3 --wait                 # cli-1..cli-3; rerun launches none
+  streamrun launch CFG --name cam-1 --override htmloverlay-1.url=https://x
+  streamrun instances stop cam-1                        # by name or id
+  streamrun instances list -o ids | xargs streamrun instances stop
+  streamrun diff -f fleet.toml && streamrun apply -f fleet.toml
+  streamrun probe > probe.txt                           # attach to bug reports
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+\b
+Exit status: 0 ok, 1 API error, 2 usage error, 130 interrupted;
+apply/diff: 0 nothing to change, 3 changes made (or pending), 1 failure.
+"""
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_EPILOG,
+)
 @click.option(
     "--api-key",
     envvar="STREAMRUN_API_KEY",
@@ -91,13 +197,21 @@ def parse_assignments(items: Sequence[str], option: str = "--override") -> Overr
     show_envvar=True,
     default=DEFAULT_BASE_URL,
     show_default=True,
-    help="The API's address, e.g. the emulator's http://127.0.0.1:8787.",
+    help="The API's address, e.g. the emulator's http://127.0.0.1:8787 (without /api/v1).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(OUTPUT_FORMATS),
+    default="table",
+    show_default=True,
+    help="table, wide (more columns), json, or ids (one per line, for xargs).",
 )
 @click.option(
     "--json",
     "json_output",
     is_flag=True,
-    help="Machine-readable JSON on stdout, nothing else there.",
+    help="Same as -o json: machine-readable JSON on stdout, nothing else there.",
 )
 @click.option(
     "--poll-interval",
@@ -113,6 +227,7 @@ def cli(
     ctx: click.Context,
     api_key: str | None,
     base_url: str,
+    output: str,
     json_output: bool,
     poll_interval: float,
 ) -> None:
@@ -121,11 +236,12 @@ def cli(
     \b
     Try it without an account:  streamrun demo
     Or serve an emulator:       streamrun emulator
+    Global options (--api-key, --base-url, -o, --json) go before or after the command.
     """
     ctx.obj = Runtime(
         api_key=api_key,
         base_url=base_url,
-        json_output=json_output,
+        output="json" if json_output else output,
         poll_interval=poll_interval,
     )
 
@@ -133,6 +249,20 @@ def cli(
 cli.add_command(watch)
 cli.add_command(emulator)
 cli.add_command(demo)
+cli.add_command(probe)
+cli.add_command(apply)
+cli.add_command(diff)
+cli.add_command(leases)  # guardrails (issue 14): leases list|extend|release
+cli.add_command(reap)  # and reap, for cron
+
+
+def _configuration_option(command: _F) -> _F:
+    return click.option(
+        "--configuration",
+        "configuration_id",
+        metavar="ID",
+        help="Only this configuration's instances (also narrows name lookups).",
+    )(command)
 
 
 # -- configurations -----------------------------------------------------------------
@@ -144,7 +274,6 @@ def configurations() -> None:
 
 
 @configurations.command("list")
-@json_option
 @click.pass_obj
 def configurations_list(rt: Runtime) -> None:
     """List the account's configurations."""
@@ -154,7 +283,6 @@ def configurations_list(rt: Runtime) -> None:
 
 @configurations.command("get")
 @click.argument("configuration_id")
-@json_option
 @click.pass_obj
 def configurations_get(rt: Runtime, configuration_id: str) -> None:
     """Show one configuration and its elements."""
@@ -165,25 +293,35 @@ def configurations_get(rt: Runtime, configuration_id: str) -> None:
 # -- launch ---------------------------------------------------------------------------
 
 
-def _launch_settings(
-    names: Sequence[str], count: int | None, overrides: Overrides
-) -> list[InstanceSettings]:
-    """The instances ``launch`` asks for, each named (``--name``, or made up)."""
+def _check_name(value: str, option: str) -> str:
+    if not value.strip() or value != value.strip():
+        raise click.BadParameter(
+            f"{value!r}: a name must be non-empty, without leading or trailing spaces",
+            param_hint=f"'{option}'",
+        )
+    return value
+
+
+def launch_names(names: Sequence[str], count: int | None, prefix: str) -> list[str]:
+    """The names ``launch`` asks for: ``--name``s, else ``PREFIX-1`` .. ``PREFIX-N``.
+
+    Derived names are stable, so rerunning ``launch CFG --count N`` launches only the
+    names missing from CFG, never a second fleet.
+    """
     if names and count is not None:
         raise click.UsageError("use either --count or --name, not both")
+    for name in names:
+        _check_name(name, "--name")
     if len(set(names)) != len(names):
         raise click.UsageError("each --name must be different")
-    if not names:
-        # launch_many matches instances by name to launch each exactly once, so unnamed
-        # instances get a name unique to this command.
-        prefix = f"cli-{secrets.token_hex(3)}"
-        total = count or 1
-        names = [prefix] if total == 1 else [f"{prefix}-{i}" for i in range(1, total + 1)]
-    return [InstanceSettings(name=name, overrides=overrides) for name in names]
+    if names:
+        return list(names)
+    _check_name(prefix, "--prefix")
+    return [f"{prefix}-{i}" for i in range(1, (count or 1) + 1)]
 
 
 def _launch_json(configuration_id: str, report: LaunchReport) -> dict[str, Any]:
-    """The ``--json`` answer of ``launch``."""
+    """The ``-o json`` answer of ``launch``."""
     return {
         "configuration_id": configuration_id,
         "ok": report.ok,
@@ -196,43 +334,96 @@ def _launch_json(configuration_id: str, report: LaunchReport) -> dict[str, Any]:
     }
 
 
-def _left_running(report: LaunchReport) -> str:
-    """What an interrupted ``launch`` leaves behind, and how to stop it."""
+def _stop_command(configuration_id: str, ids: Sequence[str], names: Sequence[str]) -> str:
+    """The command that stops exactly these instances (by id; by name when no id is known)."""
+    parts = ["streamrun", "instances", "stop", *ids]
+    if names:
+        parts = ["streamrun", "instances", "stop", "--configuration", configuration_id]
+        parts += [*ids, *names]
+    return " ".join(_quote(part) for part in parts)
+
+
+def _quote(word: str) -> str:
+    """A word as a POSIX shell reads it back."""
+    return (
+        word
+        if re.fullmatch(r"[A-Za-z0-9_@%+=:,./-]+", word)
+        else "'" + word.replace("'", "'\\''") + "'"
+    )
+
+
+def left_behind(
+    configuration_id: str, report: LaunchReport, listed: list[Instance] | None
+) -> list[str]:
+    """What this command launched, what of it still runs or queues, and how to stop just that.
+
+    ``listed``: the configuration's instances as listed just now (None if that failed):
+    they give the ids and states the report may not have learned yet.
+    """
     mine = [item for item in report.launched.values() if not item.existing]
-    parts = []
+    lines: list[str] = []
     if mine:
-        requests = sorted({item.request_id for item in mine if item.request_id})
-        parts.append(
-            f"{len(mine)} launched instance(s) keep running or booting "
-            f"({', '.join(sorted(item.name for item in mine))}; request(s) "
-            f"{', '.join(requests) or '-'}); stop them with `streamrun instances stop-all` "
-            "or `streamrun instances stop ID`"
+        by_name = {inst.name: inst for inst in listed or [] if inst.name is not None}
+        described: list[str] = []
+        alive_ids: list[str] = []
+        alive_names: list[str] = []
+        alive: list[str] = []
+        for item in mine:
+            inst = by_name.get(item.name)
+            instance_id = inst.id if inst is not None else item.instance_id
+            state = inst.state if inst is not None else item.state
+            described.append(f"{item.name} ({instance_id or 'id not yet known'})")
+            if listed is not None and inst is None and item.instance_id is None:
+                continue  # not listed: gone already, or the list lags; see the stop command
+            if state.is_terminal:
+                continue
+            alive.append(f"{item.name} {state}")
+            if instance_id:
+                alive_ids.append(instance_id)
+            else:
+                alive_names.append(item.name)
+        lines.append(
+            f"this command launched {len(mine)} instance(s) of {configuration_id}: "
+            + ", ".join(described)
         )
+        if alive:
+            lines.append(
+                f"still QUEUED or RUNNING (RUNNING is billed per second): {', '.join(alive)}"
+            )
+            lines.append(
+                "stop just these: " + _stop_command(configuration_id, alive_ids, alive_names)
+            )
+        else:
+            lines.append("none of them is listed as queued or running now")
     if report.unknown:
-        parts.append(
+        lines.append(
             f"{len(report.unknown)} launch(es) may or may not have happened "
-            f"({', '.join(sorted(report.unknown))}): check `streamrun instances list`"
+            f"({', '.join(sorted(report.unknown))}): check "
+            f"`streamrun instances list --configuration {configuration_id}`"
         )
-    return "; ".join(parts) or "nothing was launched"
+    return lines or ["nothing was launched"]
 
 
 @cli.command(short_help="Launch instances of a configuration, each exactly once.")
 @click.argument("configuration_id", metavar="CONFIG")
-@click.option("--count", type=click.IntRange(1, 1000), help="Launch N instances (default 1).")
+@click.option(
+    "--count",
+    type=click.IntRange(1, 1000),
+    help="Make sure N instances named PREFIX-1..PREFIX-N exist (default 1).",
+)
+@click.option(
+    "--prefix",
+    default="cli",
+    show_default=True,
+    help="Name prefix with --count: names are stable, so a rerun launches only what is missing.",
+)
 @click.option(
     "--name",
     "names",
     multiple=True,
     help="Name an instance (repeat for several). A name already running is not launched again.",
 )
-@click.option(
-    "--override",
-    "override_items",
-    multiple=True,
-    metavar="ELEMENT.KEY=VALUE",
-    help="Set an element's setting on every instance, e.g. htmloverlay-1.url=https://x. "
-    + _ASSIGNMENT_HELP,
-)
+@override_options
 @click.option(
     "--destination",
     "destinations",
@@ -249,28 +440,45 @@ def _left_running(report: LaunchReport) -> str:
     metavar="S",
     help="Seconds --wait waits in all.",
 )
-@json_option
 @click.pass_obj
 def launch(
     rt: Runtime,
     configuration_id: str,
     count: int | None,
+    prefix: str,
     names: tuple[str, ...],
     override_items: tuple[str, ...],
+    override_json_items: tuple[str, ...],
     destinations: tuple[str, ...],
     wait: bool,
     timeout: float,
 ) -> None:
-    """Launch instances of CONFIG, each exactly once even if an answer is lost."""
-    overrides = parse_assignments(override_items)
+    """Launch instances of CONFIG, each exactly once even if an answer is lost.
+
+    \b
+    Names make a launch idempotent: a name already in CONFIG is not launched again.
+    Without --name, the names are PREFIX-1..PREFIX-N (default cli-1), so running
+    `streamrun launch CFG --count 3` twice leaves three instances, not six.
+    """
+    overrides = overrides_from(override_items, override_json_items)
     if destinations:
-        overrides.setdefault("outputstream-1", {})["destinations"] = list(destinations)
-    settings = _launch_settings(names, count, overrides)
+        overrides = merge_overrides(
+            overrides, {"outputstream-1": {"destinations": list(destinations)}}
+        )
+    settings = [
+        InstanceSettings(name=name, overrides=overrides)
+        for name in launch_names(names, count, prefix)
+    ]
     report = LaunchReport()
-    rt.interrupt_note = lambda: _left_running(report)
+
+    def after_interrupt() -> str:
+        listed = follow_up(rt, lambda c: c.configurations.list_instances(configuration_id))
+        return "\n".join(left_behind(configuration_id, report, listed))
+
+    rt.interrupt_note = after_interrupt
     total = len(settings)
 
-    async def main(client: StreamrunClient) -> None:
+    async def main(client: StreamrunClient) -> list[Instance] | None:
         with rt.status(f"launching {total} instance(s) of {configuration_id}...") as status:
             running = 0
 
@@ -291,51 +499,54 @@ def launch(
                 report=report,
                 on_progress=progress,
             )
-        if not wait:
-            # launch_many learns instance ids only while waiting; one list call names them.
-            await _fill_instance_ids(client, configuration_id, report)
+        if report.wait_error is None:
+            return None
+        # Timed out: one list call says what is still queued or running, with ids.
+        try:
+            return await client.configurations.list_instances(configuration_id)
+        except StreamrunError:
+            return None
 
-    call(rt, main)
-    _print_launch(rt, configuration_id, report, wait)
+    listed = call(rt, main)
+    _print_launch(rt, configuration_id, report, wait, timeout, listed)
 
 
-async def _fill_instance_ids(
-    client: StreamrunClient, configuration_id: str, report: LaunchReport
+def _launch_rows(report: LaunchReport) -> Rows:
+    rows = Rows(("NAME", "STATE", "INSTANCE", "REQUEST", "RUNNING AFTER"))
+    for item in report.launched.values():
+        rows.add(
+            Text(item.name + (" (existing)" if item.existing else "")),
+            state_text(item.state),
+            Text(item.instance_id or "-"),
+            Text(item.request_id or "-"),
+            Text(duration(item.running_after)),
+            id=item.instance_id,
+        )
+    return rows
+
+
+def _print_launch(
+    rt: Runtime,
+    configuration_id: str,
+    report: LaunchReport,
+    wait: bool,
+    timeout: float,
+    listed: list[Instance] | None,
 ) -> None:
-    """One list call gives each launched name its instance id and current state."""
-    if not report.launched:
-        return
-    try:
-        listed = await client.configurations.list_instances(configuration_id)
-    except StreamrunError:
-        # The launch itself succeeded: show it without ids rather than fail the command.
-        return
-    for inst in listed:
-        item = report.launched.get(inst.name or "")
-        if item is not None and item.instance_id in (None, inst.id):
-            item.instance_id = inst.id
-            item.state = inst.state
-
-
-def _print_launch(rt: Runtime, configuration_id: str, report: LaunchReport, wait: bool) -> None:
     """What launched on stdout, what failed on stderr; exit 1 unless all went well."""
     if rt.json_output:
         rt.print_json(_launch_json(configuration_id, report))
     elif report.launched:
-        table = Table("NAME", "REQUEST", "INSTANCE", "STATE", "RUNNING AFTER", header_style="bold")
-        for item in report.launched.values():
-            table.add_row(
-                Text(item.name + (" (existing)" if item.existing else "")),
-                Text(item.request_id or "-"),
-                Text(item.instance_id or "-"),
-                state_text(item.state),
-                Text(duration(item.running_after)),
-            )
-        rt.out.print(table)
+        rt.show(report, _launch_rows)
         if not wait:
-            requests = sorted({i.request_id for i in report.launched.values() if i.request_id})
+            requests = sorted(
+                {i.request_id for i in report.launched.values() if i.request_id and not i.existing}
+            )
             for request_id in requests:
                 rt.note(f"follow it with: streamrun requests wait {request_id}")
+    existing = [item.name for item in report.launched.values() if item.existing]
+    if existing:
+        rt.note(f"already in {configuration_id}, not launched again: {', '.join(existing)}")
     errors: dict[int, tuple[BaseException, list[str]]] = {}
     for name, error in report.failed.items():
         errors.setdefault(id(error), (error, []))[1].append(name)
@@ -349,7 +560,9 @@ def _print_launch(rt: Runtime, configuration_id: str, report: LaunchReport, wait
             "before launching again"
         )
     if report.wait_error is not None:
-        rt.error(one_line(report.wait_error))
+        rt.error(f"not every instance was RUNNING within {duration(timeout)} (--timeout)")
+        for line in left_behind(configuration_id, report, listed):
+            rt.note(line)
     if not report.ok:
         raise click.exceptions.Exit(1)
 
@@ -364,7 +577,6 @@ def requests() -> None:
 
 @requests.command("get")
 @click.argument("request_id")
-@json_option
 @click.pass_obj
 def requests_get(rt: Runtime, request_id: str) -> None:
     """Show one instance request."""
@@ -382,7 +594,6 @@ def requests_get(rt: Runtime, request_id: str) -> None:
     metavar="S",
     help="Give up after S seconds (exit 1).",
 )
-@json_option
 @click.pass_obj
 def requests_wait(rt: Runtime, request_id: str, timeout: float) -> None:
     """Wait until an instance request is RUNNING."""
@@ -403,126 +614,199 @@ def requests_wait(rt: Runtime, request_id: str, timeout: float) -> None:
 
 @cli.group()
 def instances() -> None:
-    """List, inspect, stop and restart instances."""
+    """List, inspect, stop and restart instances (by id or by name)."""
 
 
 @instances.command("list")
+@_configuration_option
 @click.option(
-    "--configuration", "configuration_id", metavar="ID", help="Only this configuration's."
+    "--state", "states", multiple=True, metavar="STATE", help="Only in this state (repeat)."
 )
-@json_option
+@click.option("--name", "name_filter", metavar="TEXT", help="Only names containing TEXT.")
 @click.pass_obj
-def instances_list(rt: Runtime, configuration_id: str | None) -> None:
+def instances_list(
+    rt: Runtime, configuration_id: str | None, states: tuple[str, ...], name_filter: str | None
+) -> None:
     """List the account's instances (or one configuration's)."""
-
-    async def main(client: StreamrunClient) -> list[Instance]:
-        if configuration_id is None:
-            return await client.instances.list()
-        return await client.configurations.list_instances(configuration_id)
-
-    items = call(rt, main)
+    wanted = {state.upper() for state in states}
+    items = [
+        inst
+        for inst in call(rt, lambda client: listed_instances(client, configuration_id))
+        if (not wanted or str(inst.state).upper() in wanted)
+        and (name_filter is None or name_filter in (inst.name or ""))
+    ]
     rt.show(items, instances_table, empty="no instances")
 
 
+async def _one_instance(
+    client: StreamrunClient, ref: str, configuration_id: str | None
+) -> Instance:
+    """The instance ``ref`` names, as ``GET /instances/{id}`` answers it."""
+    found = match(ref, await listed_instances(client, configuration_id))
+    try:
+        return await client.instances.get(found.id if found is not None else ref)
+    except NotFoundError:
+        scope = "the account" if configuration_id is None else configuration_id
+        raise CommandError(f"no instance has the id or name {ref!r} in {scope}") from None
+
+
+def _instance_id(rt: Runtime, ref: str, configuration_id: str | None) -> str:
+    """The id ``ref`` stands for (itself when nothing listed matches it)."""
+
+    async def main(client: StreamrunClient) -> str:
+        found = match(ref, await listed_instances(client, configuration_id))
+        return ref if found is None else found.id
+
+    return call(rt, main)
+
+
 @instances.command("get")
-@click.argument("instance_id")
-@json_option
+@click.argument("instance", metavar="ID|NAME")
+@_configuration_option
 @click.pass_obj
-def instances_get(rt: Runtime, instance_id: str) -> None:
+def instances_get(rt: Runtime, instance: str, configuration_id: str | None) -> None:
     """Show one instance."""
-    inst = call(rt, lambda client: client.instances.get(instance_id))
+    inst = call(rt, lambda client: _one_instance(client, instance, configuration_id))
     rt.show(inst, instance_detail)
 
 
 @instances.command("stop")
-@click.argument("instance_ids", metavar="ID...", nargs=-1, required=True)
-@json_option
+@click.argument("refs", metavar="ID|NAME...", nargs=-1, required=True)
+@_configuration_option
+@click.option("--strict", is_flag=True, help="Exit 1 if an instance was already gone (default: 0).")
 @click.pass_obj
-def instances_stop(rt: Runtime, instance_ids: tuple[str, ...]) -> None:
-    """Stop instances (a queued one is cancelled)."""
-    stopped: list[str] = []
+def instances_stop(
+    rt: Runtime, refs: tuple[str, ...], configuration_id: str | None, strict: bool
+) -> None:
+    """Stop instances (a queued one is cancelled). Stopping what is gone is not an error.
+
+    \b
+    streamrun instances stop cam-1 cam-2 --configuration CFG
+    streamrun instances list --state QUEUED -o ids | xargs streamrun instances stop
+    """
+    stopped: list[dict[str, Any]] = []
+    gone: list[str] = []
     failed: list[tuple[str, APIError]] = []
+    refs = tuple(dict.fromkeys(refs))
     rt.interrupt_note = lambda: (
-        f"stopped {len(stopped)} of {len(instance_ids)}; the others were left as they were"
+        f"stopped {len(stopped)} of {len(refs)}; the others were left as they were"
     )
 
     async def main(client: StreamrunClient) -> None:
-        for instance_id in dict.fromkeys(instance_ids):
+        found = await resolve(client, refs, configuration_id)
+        for ref in refs:
+            inst = found[ref]
+            if inst is not None and inst.state.is_terminal:
+                gone.append(ref)
+                continue
+            instance_id = ref if inst is None else inst.id
             try:
                 await client.instances.stop(instance_id)
+            except NotFoundError:
+                gone.append(ref)
             except APIError as error:
-                failed.append((instance_id, error))
+                failed.append((ref, error))
             else:
-                stopped.append(instance_id)
-                if not rt.json_output:
-                    rt.out.print(f"stopped {instance_id}", markup=False)
+                stopped.append({"id": instance_id, "name": None if inst is None else inst.name})
 
     call(rt, main)
     if rt.json_output:
-        rt.print_json({"stopped": stopped, "failed": [{"id": i, "error": e} for i, e in failed]})
-    for instance_id, error in failed:
-        rt.error(f"{instance_id}: {describe_error(error)}")
-    if failed:
+        rt.print_json(
+            {
+                "stopped": stopped,
+                "already_gone": gone,
+                "failed": [{"ref": ref, "error": e} for ref, e in failed],
+            }
+        )
+    elif rt.output == "ids":
+        rt.print_ids(item["id"] for item in stopped)
+    else:
+        for item in stopped:
+            click.echo(f"stopped {item['id']}" + (f" ({item['name']})" if item["name"] else ""))
+    for ref in gone:
+        rt.note(f"{ref}: already gone (nothing to stop)")
+    for ref, error in failed:
+        rt.error(f"{ref}: {describe_error(error)}")
+    if failed or (strict and gone):
         raise click.exceptions.Exit(1)
 
 
 @instances.command("stop-all")
-@click.option(
-    "--configuration", "configuration_id", metavar="ID", help="Only this configuration's."
-)
+@_configuration_option
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@json_option
 @click.pass_obj
 def instances_stop_all(rt: Runtime, configuration_id: str | None, yes: bool) -> None:
-    """Stop every instance of the account (or of one configuration), running or queued."""
+    """Stop every instance of the account (or of one configuration), running or queued.
 
-    async def listing(client: StreamrunClient) -> list[Instance]:
-        if configuration_id is None:
-            return await client.instances.list()
-        return await client.configurations.list_instances(configuration_id)
-
-    found = call(rt, listing)
+    The API stops whatever exists when the call arrives, including instances launched
+    after the list shown here; the report says what was listed before and after.
+    """
+    found = call(rt, lambda client: listed_instances(client, configuration_id))
     scope = "the account" if configuration_id is None else f"configuration {configuration_id}"
-    if not found:
+    live = [inst for inst in found if not inst.state.is_terminal]
+    if not live:
         if rt.json_output:
-            rt.print_json({"stopped": []})
+            rt.print_json({"scope": scope, "sent": False, "listed_before": [], "listed_after": []})
         else:
-            rt.note(f"no instances in {scope}: nothing to stop")
+            rt.note(f"no instances listed in {scope}: nothing to stop (no call sent)")
         return
     if not yes:
-        running = sum(1 for inst in found if str(inst.state) == "RUNNING")
+        running = sum(1 for inst in live if str(inst.state) == "RUNNING")
         # The prompt goes to stderr: with --json, stdout carries only the JSON answer.
         click.confirm(
-            f"Stop all {len(found)} instance(s) of {scope} ({running} RUNNING)?",
+            f"Stop all {len(live)} instance(s) of {scope} ({running} RUNNING), and any "
+            "launched meanwhile?",
             abort=True,
             err=True,
         )
 
-    async def stopping(client: StreamrunClient) -> None:
+    async def stopping(client: StreamrunClient) -> list[Instance]:
         if configuration_id is None:
             await client.instances.stop_all()
         else:
             await client.configurations.stop_instances(configuration_id)
+        try:
+            after = await listed_instances(client, configuration_id)
+        except StreamrunError:
+            return []
+        return [inst for inst in after if not inst.state.is_terminal]
 
-    rt.interrupt_note = lambda: "the stop request may or may not have been sent: check"
-    call(rt, stopping)
-    ids = [inst.id for inst in found]
+    rt.interrupt_note = lambda: (
+        f"the stop of {scope} may or may not have been sent: check `streamrun instances list`"
+    )
+    left = call(rt, stopping)
     if rt.json_output:
-        rt.print_json({"stopped": ids})
+        rt.print_json(
+            {
+                "scope": scope,
+                "sent": True,
+                "listed_before": [inst.id for inst in live],
+                "listed_after": [{"id": i.id, "state": i.state} for i in left],
+            }
+        )
+        return
+    if rt.output == "ids":
+        rt.print_ids(inst.id for inst in live)
     else:
-        rt.out.print(f"stopped {len(ids)} instance(s) of {scope}", markup=False)
+        click.echo(
+            f"asked the API to stop every instance of {scope}; {len(live)} were listed before"
+        )
+    if left:
+        states = ", ".join(f"{inst.id} {inst.state}" for inst in left)
+        rt.note(f"still listed right after (stopping takes a moment): {states}")
 
 
 @instances.command("restart")
-@click.argument("instance_id")
-@json_option
+@click.argument("instance", metavar="ID|NAME")
+@_configuration_option
 @click.pass_obj
-def instances_restart(rt: Runtime, instance_id: str) -> None:
+def instances_restart(rt: Runtime, instance: str, configuration_id: str | None) -> None:
     """Restart a RUNNING instance."""
 
     async def main(client: StreamrunClient) -> Instance:
-        inst = await client.instances.restart(instance_id)
-        return inst if inst is not None else await client.instances.get(instance_id)
+        target = await _one_instance(client, instance, configuration_id)
+        restarted = await client.instances.restart(target.id)
+        return restarted if restarted is not None else await client.instances.get(target.id)
 
     inst = call(rt, main)
     rt.show(inst, instance_detail)
@@ -537,23 +821,41 @@ def overrides() -> None:
 
 
 @overrides.command("get")
-@click.argument("instance_id")
-@json_option
+@click.argument("instance", metavar="ID|NAME")
+@_configuration_option
 @click.pass_obj
-def overrides_get(rt: Runtime, instance_id: str) -> None:
+def overrides_get(rt: Runtime, instance: str, configuration_id: str | None) -> None:
     """Show an instance's overrides."""
+    instance_id = _instance_id(rt, instance, configuration_id)
     current = call(rt, lambda client: client.instances.get_overrides(instance_id))
     rt.show(current, overrides_table, empty="no overrides")
 
 
 @overrides.command("set", epilog=_ASSIGNMENT_HELP)
-@click.argument("instance_id")
-@click.argument("assignments", metavar="ELEMENT.KEY=VALUE...", nargs=-1, required=True)
-@json_option
+@click.argument("instance", metavar="ID|NAME")
+@click.argument("assignments", metavar="[ELEMENT.KEY=VALUE]...", nargs=-1)
+@override_options
+@_configuration_option
 @click.pass_obj
-def overrides_set(rt: Runtime, instance_id: str, assignments: tuple[str, ...]) -> None:
-    """Change settings of a running instance, e.g. switch-1.input=inputstream-2."""
-    patch = parse_assignments(assignments, option="ELEMENT.KEY=VALUE")
+def overrides_set(
+    rt: Runtime,
+    instance: str,
+    assignments: tuple[str, ...],
+    override_items: tuple[str, ...],
+    override_json_items: tuple[str, ...],
+    configuration_id: str | None,
+) -> None:
+    """Change settings of a running instance, e.g. switch-1.input=inputstream-2.
+
+    Values are text; use --override-json ELEMENT.KEY=JSON for true, numbers, lists.
+    """
+    patch = merge_overrides(
+        parse_assignments(assignments, option="ELEMENT.KEY=VALUE"),
+        overrides_from(override_items, override_json_items),
+    )
+    if not patch:
+        raise click.UsageError("nothing to set: give ELEMENT.KEY=VALUE or --override-json")
+    instance_id = _instance_id(rt, instance, configuration_id)
     merged = call(rt, lambda client: client.instances.update_overrides(instance_id, patch))
     rt.show(merged, overrides_table)
 
@@ -571,13 +873,14 @@ def _set_outputs(rt: Runtime, configuration_id: str, value: Outputs) -> None:
     call(rt, lambda client: client.configurations.set_outputs(configuration_id, value))
     if rt.json_output:
         rt.print_json({"configuration_id": configuration_id, "outputs": value})
+    elif rt.output == "ids":
+        rt.print_ids([configuration_id])
     else:
-        rt.out.print(f"outputs of {configuration_id}'s instances are {value}", markup=False)
+        click.echo(f"outputs of {configuration_id}'s instances are {value}")
 
 
 @outputs.command("live")
 @click.argument("configuration_id", metavar="CONFIG")
-@json_option
 @click.pass_obj
 def outputs_live(rt: Runtime, configuration_id: str) -> None:
     """Go live: stream every output of CONFIG's instances."""
@@ -586,7 +889,6 @@ def outputs_live(rt: Runtime, configuration_id: str) -> None:
 
 @outputs.command("offline")
 @click.argument("configuration_id", metavar="CONFIG")
-@json_option
 @click.pass_obj
 def outputs_offline(rt: Runtime, configuration_id: str) -> None:
     """Stop streaming CONFIG's outputs (idle instances stop themselves after ~5 min)."""
@@ -602,9 +904,12 @@ def destinations() -> None:
 
 
 @destinations.command("list")
-@json_option
 @click.pass_obj
 def destinations_list(rt: Runtime) -> None:
     """List the account's destinations."""
     items = call(rt, lambda client: client.destinations.list())
     rt.show(items, destinations_table, empty="no destinations")
+
+
+# Last, once every command exists: the global options after any command's name too.
+install_global_options(cli, without_api=("demo",), untouched=("emulator",))

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from streamrun_async import ChangeKind, Instance, InstanceChange, StreamrunClient
 
-from ._render import instances_table
+from ._render import instances_table, rich_view
 from ._runtime import Runtime, call, json_option
 
 __all__ = ["watch"]
@@ -95,7 +95,7 @@ class _LiveTable:
         lines = [
             Text(f"{at}  {describe_change(change)}", style="dim") for at, change in fleet.recent
         ]
-        return Group(table, *lines)
+        return Group(rich_view(table), *lines)
 
     async def _repaint(self) -> None:
         """Repaint when something changed, and every second anyway so ages move."""

@@ -1,8 +1,9 @@
-"""What every command shares: the global options, the consoles and the async runner.
+"""What every command shares: the global options, the output, and the async runner.
 
 The runner is where the CLI's promises live: an API error is one line on stderr and exit
 1, a bad argument is a usage error (exit 2), and Ctrl-C ends the command cleanly, saying
-what it leaves running (exit 130).
+what it leaves running (exit 130). Stdout carries only data (tables, JSON, ids); every
+remark goes to stderr.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -29,14 +30,18 @@ from streamrun_async import (
     StreamrunError,
 )
 
-from ._render import one_line, to_jsonable
+from ._render import Rows, View, one_line, plain, rich_view, to_jsonable
 
 __all__ = [
     "EXIT_API_ERROR",
     "EXIT_INTERRUPTED",
+    "OUTPUT_FORMATS",
+    "CommandError",
     "Runtime",
     "call",
     "describe_error",
+    "follow_up",
+    "install_global_options",
     "json_option",
 ]
 
@@ -45,9 +50,22 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 EXIT_API_ERROR = 1
 EXIT_INTERRUPTED = 130  # the shell's convention for "ended by SIGINT"
+OUTPUT_FORMATS = ("table", "wide", "json", "ids")
 # Rich wraps to 80 columns when it cannot ask a terminal; logs and pipes read better wider.
 _PLAIN_WIDTH = 120
 _MAX_POLL_INTERVAL = 10.0
+# A follow-up call after Ctrl-C or a timeout (to name what was left running) gets this long.
+_FOLLOW_UP_SECONDS = 5.0
+
+
+class CommandError(click.ClickException):
+    """A failure a command found itself (not an SDK error): ``error: ...``, exit 1."""
+
+    exit_code = EXIT_API_ERROR
+
+    def show(self, file: Any = None) -> None:
+        """One ``error: ...`` line on stderr, like every other error of the CLI."""
+        click.echo(f"error: {self.format_message()}", err=True)
 
 
 class Runtime:
@@ -58,13 +76,14 @@ class Runtime:
         *,
         api_key: str | None,
         base_url: str,
-        json_output: bool,
-        poll_interval: float,
+        output: str = "table",
+        poll_interval: float = 1.0,
     ) -> None:
         # The key is kept only to hand to the client; nothing here prints it.
-        self._api_key = api_key
+        self.api_key = api_key
         self.base_url = base_url
-        self.json_output = json_output
+        self.output = output
+        """One of ``OUTPUT_FORMATS``: ``-o``; ``--json`` is ``-o json``."""
         self.poll_interval = poll_interval
         self.out = Console(highlight=False)
         self.err = Console(stderr=True, highlight=False)
@@ -75,7 +94,17 @@ class Runtime:
         """Set by a command: what it leaves behind if Ctrl-C ends it now."""
 
     def __repr__(self) -> str:
-        return f"<Runtime {self.base_url} json={self.json_output}>"
+        return f"<Runtime {self.base_url} -o {self.output}>"
+
+    @property
+    def json_output(self) -> bool:
+        """True with ``--json`` or ``-o json``."""
+        return self.output == "json"
+
+    @json_output.setter
+    def json_output(self, value: bool) -> None:
+        if value:
+            self.output = "json"
 
     def client(self) -> StreamrunClient:
         """A client from the global options. Make it inside the running loop."""
@@ -87,7 +116,7 @@ class Runtime:
             # The budget must leave room for a list and a request fetch in each tick.
             requests_per_second=max(5.0, 2.0 / interval),
         )
-        return StreamrunClient(api_key=self._api_key, base_url=self.base_url, poll=poll)
+        return StreamrunClient(api_key=self.api_key, base_url=self.base_url, poll=poll)
 
     # -- output -------------------------------------------------------------------
 
@@ -99,14 +128,35 @@ class Runtime:
         """Write ``value`` as one compact JSON line on stdout (for streams)."""
         click.echo(json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":")))
 
-    def show(self, value: _T, render: Callable[[_T], Any], empty: str | None = None) -> None:
-        """``value`` as JSON with ``--json``, else rendered for people (or ``empty`` if so)."""
+    def show(self, value: _T, render: Callable[[_T], View], empty: str | None = None) -> None:
+        """``value`` in the ``-o`` format: JSON, ids one per line, or a table for people.
+
+        ``empty``: the remark (on stderr) when ``value`` is empty and a table was asked for.
+        """
         if self.json_output:
             self.print_json(value)
+            return
+        view = render(value)
+        if self.output == "ids":
+            self.print_ids(view.ids if isinstance(view, Rows) else [view.id])
         elif empty is not None and not value:
             self.note(empty)
         else:
-            self.out.print(render(value))
+            self.print_view(view)
+
+    def print_view(self, view: View) -> None:
+        """A table on a terminal; plain aligned text (no box drawing) anywhere else."""
+        wide = self.output == "wide"
+        if self.out.is_terminal:
+            self.out.print(rich_view(view, wide=wide))
+        else:
+            click.echo(plain(view, wide=wide))
+
+    def print_ids(self, ids: Iterable[str | None]) -> None:
+        """One id per line, for ``xargs``."""
+        for item in ids:
+            if item:
+                click.echo(item)
 
     def note(self, message: str) -> None:
         """A remark for people, on stderr so stdout stays data."""
@@ -197,6 +247,82 @@ def json_option(command: _F) -> _F:
     )(command)
 
 
+def _setter(attribute: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """A callback that gives a global option given after the command to the runtime."""
+
+    def remember(ctx: click.Context, _: click.Parameter, value: Any) -> None:
+        runtime = ctx.find_object(Runtime)
+        if value is not None and runtime is not None:
+            setattr(runtime, attribute, value)
+
+    return remember
+
+
+def _late_options(api: bool) -> list[click.Option]:
+    """The global options again, for use after a command's name (no env, no defaults)."""
+    options = [
+        click.Option(
+            ["-o", "--output"],
+            type=click.Choice(OUTPUT_FORMATS),
+            expose_value=False,
+            callback=_setter("output"),
+            help="Output: table (default), wide, json, or ids (one per line).",
+        ),
+        click.Option(
+            ["--json"],
+            is_flag=True,
+            default=None,
+            expose_value=False,
+            callback=_set_json,
+            help="Same as -o json.",
+        ),
+    ]
+    if api:
+        options += [
+            click.Option(
+                ["--api-key"],
+                metavar="KEY",
+                expose_value=False,
+                callback=_setter("api_key"),
+                help="Your Streamrun API key (default: STREAMRUN_API_KEY). Never printed.",
+            ),
+            click.Option(
+                ["--base-url"],
+                metavar="URL",
+                expose_value=False,
+                callback=_setter("base_url"),
+                help="The API's address (default: STREAMRUN_BASE_URL or https://streamrun.com).",
+            ),
+        ]
+    return options
+
+
+def install_global_options(
+    group: click.Group, *, without_api: Iterable[str] = (), untouched: Iterable[str] = ()
+) -> None:
+    """Let every command take ``-o``, ``--json``, ``--api-key``, ``--base-url`` after its name.
+
+    ``without_api``: top-level commands that never call the API (they take ``-o`` and
+    ``--json`` only); ``untouched``: commands that parse their own arguments. An option a
+    command already has is left to it.
+    """
+    skip = set(without_api)
+    leave = set(untouched)
+
+    def visit(command: click.Command, api: bool) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                if name not in leave:
+                    visit(sub, api and name not in skip)
+            return
+        taken = {opt for param in command.params for opt in param.opts}
+        for option in _late_options(api):
+            if not taken.intersection(option.opts):
+                command.params.append(option)
+
+    visit(group, True)
+
+
 def call(rt: Runtime, action: Callable[[StreamrunClient], Awaitable[_T]]) -> _T:
     """Run ``action`` with a client made from the global options, closed afterwards."""
 
@@ -205,3 +331,19 @@ def call(rt: Runtime, action: Callable[[StreamrunClient], Awaitable[_T]]) -> _T:
             return await action(client)
 
     return rt.run(main)
+
+
+def follow_up(rt: Runtime, action: Callable[[StreamrunClient], Awaitable[_T]]) -> _T | None:
+    """After Ctrl-C or a timeout: one short call to learn what is left; None if it fails.
+
+    Bounded by a few seconds, and a second Ctrl-C ends it: the answer is a courtesy.
+    """
+
+    async def main() -> _T:
+        async with asyncio.timeout(_FOLLOW_UP_SECONDS), rt.client() as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(main())
+    except (StreamrunError, TimeoutError, KeyboardInterrupt, OSError):
+        return None
