@@ -11,9 +11,18 @@
 from __future__ import annotations
 
 import importlib
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from ._client import DEFAULT_BASE_URL, StreamrunClient
+from ._events import (
+    PollTicked,
+    RequestFinished,
+    RequestStarted,
+    RetryScheduled,
+    WaitFinished,
+    WaitStarted,
+)
 from ._exceptions import (
     APIConnectionError,
     APIError,
@@ -55,7 +64,7 @@ from ._models import (
 from ._resources import AcceptedLaunch
 from ._secret import SecretStr
 from ._retry import RetryEvent, RetryPolicy
-from ._watch import ChangeKind, InstanceChange, InstanceWatch, PollPolicy, RequestWatch
+from .watch import ChangeKind, InstanceChange, InstanceWatch, PollPolicy, RequestWatch
 
 if TYPE_CHECKING:
     from ._bulk import (
@@ -63,9 +72,52 @@ if TYPE_CHECKING:
         LaunchError,
         LaunchEvent,
         LaunchEventKind,
+        LaunchItem,
         LaunchReport,
         LaunchSpec,
+        LaunchStatus,
+        LaunchTimeoutError,
+        OnExisting,
         Plan,
+        TransitionError,
+    )
+    from ._coordinator import Coordinator, CoordinatorError, FileCoordinator, RedisCoordinator
+    from ._fleet import (
+        Fleet,
+        FleetAction,
+        FleetActionKind,
+        FleetConfiguration,
+        FleetFileError,
+        FleetInstance,
+        FleetPlan,
+        FleetReport,
+    )
+    from .guard import (
+        Budget,
+        BudgetBreached,
+        BudgetExceededError,
+        BudgetWarning,
+        Guard,
+        Lease,
+        LeaseEnded,
+        LeaseNotFoundError,
+        LeaseReaped,
+        Leases,
+        LeaseStore,
+        LeaseStoreCorruptError,
+        LeaseStoreError,
+        LeaseStorePathError,
+        LeaseUnmatched,
+        LeaseWriteFailed,
+        ReapFailed,
+        ReapReport,
+        RedisLeaseStore,
+        Spend,
+        SQLiteLeaseStore,
+        StopNotConfirmedError,
+        StopReport,
+        UnknownOwnerError,
+        stop_unfinished,
     )
 
 # Bulk launching is loaded on first use: most programs never need it at import time.
@@ -77,10 +129,71 @@ _LAZY = {
         "LaunchEvent",
         "LaunchEventKind",
         "LaunchReport",
+        "LaunchItem",
         "LaunchSpec",
+        "LaunchStatus",
+        "LaunchTimeoutError",
+        "OnExisting",
         "Plan",
+        "TransitionError",
     )
 }
+# Fleets in a file likewise.
+_LAZY.update(
+    dict.fromkeys(
+        (
+            "Fleet",
+            "FleetAction",
+            "FleetActionKind",
+            "FleetConfiguration",
+            "FleetFileError",
+            "FleetInstance",
+            "FleetPlan",
+            "FleetReport",
+        ),
+        "._fleet",
+    )
+)
+# Coordinators likewise (file locks and Redis are for programs that run several processes).
+_LAZY.update(
+    dict.fromkeys(
+        ("Coordinator", "CoordinatorError", "FileCoordinator", "RedisCoordinator"),
+        "._coordinator",
+    )
+)
+# Guardrails (leases, reaper, budgets) likewise: sqlite3 and Redis load only when used.
+_LAZY.update(
+    dict.fromkeys(
+        (
+            "Budget",
+            "BudgetBreached",
+            "BudgetExceededError",
+            "BudgetWarning",
+            "Guard",
+            "Lease",
+            "LeaseEnded",
+            "LeaseNotFoundError",
+            "LeaseReaped",
+            "LeaseStore",
+            "LeaseStoreCorruptError",
+            "LeaseStoreError",
+            "LeaseStorePathError",
+            "LeaseUnmatched",
+            "LeaseWriteFailed",
+            "Leases",
+            "ReapFailed",
+            "ReapReport",
+            "RedisLeaseStore",
+            "SQLiteLeaseStore",
+            "Spend",
+            "StopNotConfirmedError",
+            "StopReport",
+            "UnknownOwnerError",
+            "stop_unfinished",
+        ),
+        ".guard",
+    )
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -115,6 +228,23 @@ __all__ = [
     "LaunchReport",
     "LaunchSpec",
     "LaunchedInstance",
+    "LaunchItem",
+    "LaunchStatus",
+    "LaunchTimeoutError",
+    "OnExisting",
+    "TransitionError",
+    "Coordinator",
+    "CoordinatorError",
+    "FileCoordinator",
+    "Fleet",
+    "FleetAction",
+    "FleetActionKind",
+    "FleetConfiguration",
+    "FleetFileError",
+    "FleetInstance",
+    "FleetPlan",
+    "FleetReport",
+    "RedisCoordinator",
     "MissingAPIKeyError",
     "NoCapacityError",
     "NotFoundError",
@@ -123,19 +253,65 @@ __all__ = [
     "PermissionDeniedError",
     "Plan",
     "PollPolicy",
+    "PollTicked",
     "RateLimitError",
+    "RequestFinished",
+    "RequestStarted",
     "RequestWatch",
     "ResponseDecodeError",
     "RetryEvent",
+    "RetryScheduled",
     "RetryPolicy",
     "SecretStr",
     "ServerError",
     "StreamrunClient",
     "StreamrunError",
     "WaitError",
+    "WaitFinished",
+    "WaitStarted",
     "WaitTimeoutError",
     "WaiterError",
+    "Budget",
+    "BudgetBreached",
+    "BudgetExceededError",
+    "BudgetWarning",
+    "Guard",
+    "Lease",
+    "LeaseEnded",
+    "LeaseNotFoundError",
+    "LeaseReaped",
+    "LeaseStore",
+    "LeaseStoreCorruptError",
+    "LeaseStoreError",
+    "LeaseStorePathError",
+    "LeaseUnmatched",
+    "LeaseWriteFailed",
+    "Leases",
+    "ReapFailed",
+    "ReapReport",
+    "RedisLeaseStore",
+    "SQLiteLeaseStore",
+    "Spend",
+    "StopNotConfirmedError",
+    "StopReport",
+    "UnknownOwnerError",
+    "stop_unfinished",
 ]
+
+
+
+def _public(value: Any) -> Any:
+    # Reprs, tracebacks and docs name the package, not the private module it lives in (as
+    # httpx does). Only our own classes and functions: never an alias of a builtin type.
+    if isinstance(value, (type, FunctionType)) and value.__module__.startswith(f"{__name__}."):
+        value.__module__ = __name__
+    return value
+
+
+for _name in __all__:
+    if _name in globals():
+        _public(globals()[_name])
+del _name
 
 
 def __getattr__(name: str) -> Any:
@@ -149,7 +325,7 @@ def __getattr__(name: str) -> Any:
         except PackageNotFoundError:
             return "0+unknown"
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        value = _public(getattr(importlib.import_module(_LAZY[name], __name__), name))
         globals()[name] = value
         return value
     if name == "testing":

@@ -18,6 +18,7 @@ import json
 import logging
 import re
 import time
+import typing
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -86,8 +87,6 @@ _STATUS_ERRORS: Mapping[int, type[APIStatusError]] = {
 _NO_CAPACITY = re.compile(r"\bslots?\b|capacity|max(?:imum)? number of instances", re.IGNORECASE)
 _NO_CAPACITY_STATUSES = frozenset({400, 402, 403, 409})
 _REDACTED = "[REDACTED]"
-# JSON fields whose value is a stream key even when no model has decoded it yet.
-_SECRET_FIELDS = frozenset({"streamkey", "streamKey", "stream_key"})
 # Stream keys remembered per client for scrubbing; the oldest go first beyond this.
 _MAX_SECRETS = 10_000
 # Shorter values are not worth scrubbing: replacing them would garble messages.
@@ -186,6 +185,11 @@ def _url(text: str) -> URL:
     return URL(text, encoded=True)
 
 
+def _is_secret_field(key: str) -> bool:
+    # A stream key even when no model has decoded it yet: streamkey, streamKey, stream_key.
+    return key.replace("_", "").lower() == "streamkey"
+
+
 class Secrets:
     """The API key and the stream keys one client has decoded, scrubbed from what it quotes.
 
@@ -200,10 +204,14 @@ class Secrets:
     def __repr__(self) -> str:
         return f"<Secrets: the API key and {len(self._keys)} stream keys>"
 
-    def learn(self, models: Iterable[object]) -> None:
-        """Remember the stream keys the decoded ``models`` hold."""
+    def learn(self, models: Iterable[Instance]) -> None:
+        """Remember the stream keys the decoded instances hold."""
         keys = self._keys
         for model in models:
+            # Most list items hold no key: two reads skip them (a full scan of each one's
+            # raw would cost twice the JSON parse of a 10,000-instance list).
+            if model.stream_key is None and not model.element_states:
+                continue
             for value in _models.secret_values(model):
                 if len(value) >= _MIN_SECRET_LENGTH:
                     keys[value] = None
@@ -228,7 +236,7 @@ class Secrets:
         if isinstance(value, dict):
             return {
                 self.json(k): _REDACTED
-                if k in _SECRET_FIELDS and isinstance(v, str)
+                if isinstance(v, str) and isinstance(k, str) and _is_secret_field(k)
                 else self.json(v)
                 for k, v in value.items()
             }
@@ -270,7 +278,7 @@ class Response:
             model = decode_object(self.data, cls, envelope)
         except DecodeFailure as exc:
             raise self._failure(exc) from exc
-        if cls is Instance and self.secrets is not None:
+        if isinstance(model, Instance) and self.secrets is not None:
             self.secrets.learn((model,))
         return model
 
@@ -283,7 +291,7 @@ class Response:
         except DecodeFailure as exc:
             raise self._failure(exc) from exc
         if cls is Instance and self.secrets is not None:
-            self.secrets.learn(models)
+            self.secrets.learn(typing.cast("list[Instance]", models))
         return models
 
     def overrides(self) -> Overrides:
