@@ -231,11 +231,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self.requests.append(self.path)
+        body = b"[]"
+        if self.path == "/api/v1/instances":
+            body = b'{"instances": [{"id": "inst-1", "state": "RUNNING"}]}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", "2")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(b"[]")
+        self.wfile.write(body)
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -268,6 +271,9 @@ def test_a_client_works_again_in_a_second_asyncio_run(
     async def use() -> Any:
         return await client.destinations.list()
 
+    async def wait() -> sr.Instance:
+        return await client.instances.wait_for_state("inst-1", timeout=5)
+
     try:
         assert asyncio.run(use()) == []
         first = client._transport._session
@@ -275,11 +281,14 @@ def test_a_client_works_again_in_a_second_asyncio_run(
         assert client._transport._session is not first
         assert first is not None
         assert first.closed
-        assert asyncio.run(use()) == []
+        # The shared poller follows the client into each new loop too.
+        assert asyncio.run(wait()).state is sr.InstanceState.RUNNING
+        assert asyncio.run(wait()).state is sr.InstanceState.RUNNING
     finally:
         asyncio.run(client.aclose())
         MODULE_CLIENT.clear()
-    assert seen == ["/api/v1/destinations"] * 3
+    assert seen[:2] == ["/api/v1/destinations"] * 2
+    assert set(seen[2:]) == {"/api/v1/instances"}
 
 
 async def test_a_client_in_use_by_another_running_loop_is_refused(
