@@ -246,8 +246,11 @@ class Dialect:
 
     @classmethod
     def wrapped(cls) -> Dialect:
-        """Every body in an envelope, objects too (``{"instance": {...}}``)."""
-        return cls(name="wrapped", object_envelopes=True, detail_state="string")
+        """The classic shapes with every body in an envelope, objects too
+        (``{"instance": {...}}``)."""
+        return cls(
+            name="wrapped", object_envelopes=True, detail_state="string", element_settings=False
+        )
 
     @classmethod
     def lowercase_epoch(cls) -> Dialect:

@@ -48,6 +48,10 @@ class Emulator:
     `Dialect.observed`); ``fail_rate``: the share of boots that end FAILED instead of
     RUNNING; ``seed``: for ids, stream keys, jitter, failures and faults; ``epoch``: the
     wall time emulator time 0 stands for in ``createdAt`` (default: now).
+
+    A request is judged by its instances still alive: with one of two stopped while
+    QUEUED, it runs once the other runs; with all stopped before running it stays QUEUED;
+    with all failed or stopped, one at least failed, it shows the failed state.
     """
 
     def __init__(
@@ -203,11 +207,13 @@ class Emulator:
     def fail_instance(self, instance_id: str) -> None:
         """Make a live instance fail now: it leaves its server, is no longer billed, and is
         shown as the dialect's ``failed_state`` (FAILED or ERROR) until deleted. A request
-        whose instances all failed or stopped, one at least failed, is shown failed too."""
+        whose instances all failed or stopped, one at least failed, is shown failed too.
+        KeyError when no live instance has that id."""
         self._account.fail(instance_id)
 
     def set_input_fps(self, instance_id: str, element_id: str, fps: float) -> None:
-        """Report ``fps`` for an input of an instance, as if an encoder pushed into it."""
+        """Report ``fps`` for an input of a live instance, as if an encoder pushed into it
+        (KeyError for an unknown instance or an element that is not one of its inputs)."""
         self._account.set_input_fps(instance_id, element_id, fps)
 
     # -- time ---------------------------------------------------------------------

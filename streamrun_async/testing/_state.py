@@ -225,6 +225,14 @@ class Account:
         except KeyError:
             raise not_found("instance", instance_id) from None
 
+    def writable(self, instance_id: str) -> Instance:
+        """The live instance a write acts on: a 409 for a lingering one, else a 404."""
+        self.settle()
+        gone = self._lingering.get(instance_id)
+        if gone is not None:
+            raise ApiError(409, "conflict", f"instance {instance_id!r} is {gone.state}")
+        return self.instance(instance_id)
+
     def find(self, instance_id: str) -> Instance | None:
         """The instance with that id, live or lingering, as it is (no settling, no lag)."""
         return self._instances.get(instance_id) or self._lingering.get(instance_id)
@@ -468,14 +476,6 @@ class Account:
             stream_key=i.stream_key,
             stream_keys=dict(i.input_keys),
         )
-
-    def writable(self, instance_id: str) -> Instance:
-        """The live instance a write acts on: a 409 for a lingering one, else a 404."""
-        self.settle()
-        gone = self._lingering.get(instance_id)
-        if gone is not None:
-            raise ApiError(409, "conflict", f"instance {instance_id!r} is {gone.state}")
-        return self.instance(instance_id)
 
     @staticmethod
     def _add_unique(into: dict[str, Any], key: str, value: object) -> None:
