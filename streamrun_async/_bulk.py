@@ -1111,35 +1111,62 @@ class BulkLaunch:
     # -- waiting -------------------------------------------------------------------------
 
     async def _wait(self, deadline: float | None) -> None:
+        """Follow this call's launches (and existing names not running) to RUNNING: by
+        request where the request id is known, else by instance."""
         by_request: dict[str, list[LaunchItem]] = {}
+        by_instance: list[LaunchItem] = []
         for item in self.report.launched.values():
-            # This call's launches are followed to RUNNING (one event per request) even
-            # when a list already showed them running; existing ones only if not running.
-            mine = item.status is _S.LAUNCHED
-            if item.request_id is not None and (mine or item.state is not InstanceState.RUNNING):
+            # This call's launches are followed even when a list already showed them
+            # running (one RUNNING event each); existing ones only if not running.
+            if item.status is not _S.LAUNCHED and item.state is InstanceState.RUNNING:
+                continue
+            if item.request_id is not None:
                 by_request.setdefault(item.request_id, []).append(item)
+            elif item.instance_id is not None:
+                by_instance.append(item)
+            else:
+                self.report.wait_error = self.report.wait_error or WaitError(
+                    f"{item.name}: the launch was accepted without a request id and no "
+                    "list showed its instance: it cannot be followed"
+                )
+        loop = asyncio.get_running_loop()
+        left = max(math.inf if deadline is None else deadline - loop.time(), 0.001)
+        await asyncio.gather(
+            self._wait_requests(by_request, left),
+            *(self._wait_instance(item, left) for item in by_instance),
+        )
+
+    def _running(self, items: list[LaunchItem], request: InstanceRequest | None = None) -> None:
+        for item in items:
+            item.state = InstanceState.RUNNING
+            if item.status is _S.LAUNCHED:
+                item._move(_S.RUNNING)
+                item.running_after = time.monotonic() - self._started
+        if items:
+            names = [i.name for i in items]
+            self.emit(LaunchEventKind.RUNNING, items[0].configuration_id, names, request=request)
+
+    async def _wait_requests(self, by_request: dict[str, list[LaunchItem]], left: float) -> None:
         if not by_request:
             return
-        loop = asyncio.get_running_loop()
-        left = math.inf if deadline is None else deadline - loop.time()
         try:
             watched = [self._requests.get(rid, rid) for rid in by_request]
-            async for request in self.client.instance_requests.watch(
-                watched, timeout=max(left, 0.001)
-            ):
+            async for request in self.client.instance_requests.watch(watched, timeout=left):
                 if request.state is InstanceState.RUNNING:
-                    items = by_request.get(request.id, [])
-                    for item in items:
-                        item.state = InstanceState.RUNNING
-                        if item.status is _S.LAUNCHED:
-                            item._move(_S.RUNNING)
-                            item.running_after = time.monotonic() - self._started
-                    cfg = items[0].configuration_id if items else ""
-                    self.emit(
-                        LaunchEventKind.RUNNING, cfg, [i.name for i in items], request=request
-                    )
+                    self._running(by_request.get(request.id, []), request)
         except WaitError as error:
             self.report.wait_error = error
+
+    async def _wait_instance(self, item: LaunchItem, left: float) -> None:
+        try:
+            instance = await self.client.instances.wait_for_state(
+                item.instance_id or "", configuration_id=item.configuration_id, timeout=left
+            )
+        except WaitError as error:
+            self.report.wait_error = self.report.wait_error or error
+            return
+        item.state = instance.state
+        self._running([item])
 
     async def _fill_instances(self) -> None:
         """One list call gives every present name its instance id and latest state."""

@@ -48,7 +48,9 @@ async def run_with_clock(emu: Emulator, work: Awaitable[T], step: float = 5.0) -
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(clock="virtual", boot_time=5, configurations=5) as emulator:
+    async with Emulator(
+        clock="virtual", boot_time=5, idle_timeout=None, configurations=5
+    ) as emulator:
         yield emulator
 
 
@@ -60,16 +62,15 @@ async def client(emu: Emulator) -> AsyncIterator[sr.StreamrunClient]:
 
 async def test_five_hundred_instances_exactly_once_under_dropped_and_refused_launches() -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=50, seed=7) as emu,
+        Emulator(clock="virtual", boot_time=5, idle_timeout=None, configurations=50, seed=7) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
     ):
         emu.faults.set_rate(Fault.DROP_AFTER, 0.10, route=LAUNCH)
         emu.faults.set_rate(Fault.HTTP_503, 0.10, route=LAUNCH)
         plan = plan_for(emu, 10)
         report = await run_with_clock(
-            emu, client.launch_many(
-                plan, concurrency=8, max_per_request=5, wait=True, settle=SETTLE
-            )
+            emu,
+            client.launch_many(plan, concurrency=8, max_per_request=5, wait=True, settle=SETTLE),
         )
         live = emu.state.instances
         names = Counter(i.name for i in live)
@@ -131,7 +132,9 @@ async def test_fail_fast_stops_with_the_report(emu: Emulator, client: sr.Streamr
 
 async def test_no_capacity_is_a_certain_failure_reported_per_configuration() -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=2, slot_limit=3) as emu,
+        Emulator(
+            clock="virtual", boot_time=5, idle_timeout=None, configurations=2, slot_limit=3
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
     ):
         a, b = emu.configuration_ids

@@ -43,7 +43,9 @@ def names_of(emu: Emulator) -> Counter[str | None]:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(clock="virtual", boot_time=5, configurations=3) as emulator:
+    async with Emulator(
+        clock="virtual", boot_time=5, idle_timeout=None, configurations=3
+    ) as emulator:
         yield emulator
 
 
@@ -182,7 +184,14 @@ def test_near_names_and_the_duplicate_rule() -> None:
 async def test_fifty_tasks_of_one_client_launch_each_name_once() -> None:
     lagging = attrs.evolve(Dialect.named("lagging_lists"), list_lag=3.0)
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=3, dialect=lagging, seed=3) as emu,
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=3,
+            dialect=lagging,
+            seed=3,
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
     ):
         emu.faults.set_rate(Fault.DROP_AFTER, 0.05, route=LAUNCH)
@@ -281,7 +290,13 @@ async def test_a_rerun_right_after_a_launch_sees_it_despite_the_lag() -> None:
 
 async def test_a_server_that_drops_names_gets_unknown_not_a_second_launch() -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=1, dialect="sparse_instances") as emu,
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=1,
+            dialect="sparse_instances",
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
     ):
         cfg = emu.configuration_ids[0]
@@ -301,7 +316,13 @@ async def test_a_server_that_drops_names_gets_unknown_not_a_second_launch() -> N
 
 async def test_a_launch_confirmed_without_names_teaches_the_client_not_to_trust_them() -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=1, dialect="sparse_instances") as emu,
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=1,
+            dialect="sparse_instances",
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
     ):
         cfg = emu.configuration_ids[0]
@@ -325,7 +346,9 @@ async def test_normalised_names_are_never_relaunched_on_absence(
     dialect: str, names: list[str]
 ) -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=1, dialect=dialect) as emu,
+        Emulator(
+            clock="virtual", boot_time=5, idle_timeout=None, configurations=1, dialect=dialect
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
     ):
         cfg = emu.configuration_ids[0]
@@ -348,7 +371,13 @@ async def test_normalised_names_are_never_relaunched_on_absence(
 
 async def test_names_on_later_pages_are_found_and_never_relaunched() -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=1, dialect="paginated_link") as emu,
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=1,
+            dialect="paginated_link",
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
     ):
         cfg = emu.configuration_ids[0]
@@ -369,7 +398,13 @@ async def test_names_on_later_pages_are_found_and_never_relaunched() -> None:
 
 async def test_a_list_that_cannot_be_read_whole_proves_no_absence() -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=1, dialect="paginated_link") as emu,
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=1,
+            dialect="paginated_link",
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(attempts=2), poll=FAST) as client,
     ):
         cfg = emu.configuration_ids[0]
@@ -398,7 +433,13 @@ async def test_a_list_that_cannot_be_read_whole_proves_no_absence() -> None:
 
 async def test_a_stopped_instance_still_listed_does_not_count_as_existing() -> None:
     async with (
-        Emulator(clock="virtual", boot_time=5, configurations=1, dialect="stops_linger") as emu,
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=1,
+            dialect="stops_linger",
+        ) as emu,
         emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
     ):
         cfg = emu.configuration_ids[0]
@@ -595,3 +636,51 @@ async def test_a_coordinator_lease_shorter_than_a_launch_is_refused(emu: Emulato
     with pytest.raises(sr.InvalidArgumentTypeError):
         emu.client(coordinator="/tmp/locks")
     assert emu.stats.total == 0
+
+
+# -- every dialect, answers lost --------------------------------------------------------------
+
+
+async def test_every_dialect_launches_each_name_at_most_once_under_lost_answers(
+    dialect: Dialect,
+) -> None:
+    async with (
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=2,
+            dialect=dialect,
+            seed=2,
+        ) as emu,
+        emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
+    ):
+        emu.faults.set_rate(Fault.DROP_AFTER, 0.25, route=LAUNCH)
+        plan = {
+            cfg: [sr.InstanceSettings(name=f"d{c}-{k}") for k in range(6)]
+            for c, cfg in enumerate(emu.configuration_ids)
+        }
+        report = await run_with_clock(
+            emu, client.launch_many(plan, max_per_request=2, wait=True, settle=SETTLE)
+        )
+        launches = emu.stats.count(LAUNCH)
+        again = await run_with_clock(emu, client.launch_many(plan, settle=SETTLE))
+        relaunches = emu.stats.count(LAUNCH) - launches
+        truth = emu.state.instances
+    assert emu.stats.injected(Fault.DROP_AFTER) > 0
+    planned = {s.name for items in plan.values() for s in items}
+    # Never more instances than names, whatever the server does to names and lists.
+    assert len(truth) == len(planned)
+    assert relaunches == 0
+    if dialect.instance_names == "absent":
+        # Nameless instances: a lost answer cannot be settled by name, and a rerun cannot
+        # tell the names apart: unknown, never a second launch.
+        assert report.unknown
+        assert set(report.items) == set(report.unknown) | set(report.by_status(S.RUNNING))
+        assert set(again.unknown) == planned
+    else:
+        # These names are echoed as sent (short, lower case): everything is settled.
+        assert Counter(i.name for i in truth) == Counter(planned)
+        assert report.ok, {n: (i.status, i.reason) for n, i in report.items.items()}
+        assert set(report.by_status(S.RUNNING)) == planned
+        assert set(again.by_status(S.EXISTING)) == planned
