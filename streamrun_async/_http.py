@@ -478,11 +478,10 @@ class Transport:
         """Close the session if this transport made it; the caller's session is left open."""
         conn = self._conn
         conn.closed = True
-        if conn.loop is not None:
-            try:
-                self.check_loop()
-            except EventLoopError:
-                return
+        if conn.loop is not None and conn.owns_session:
+            # From another loop still running, the session cannot be closed: say so
+            # (EventLoopError) rather than leave it open in silence.
+            self.check_loop()
         await self._close_stale()
         if conn.owns_session and conn.session is not None:
             await conn.session.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -26,11 +27,10 @@ from ._models import (
     Overrides,
     check_overrides,
 )
-from ._retry import RetryPolicy
-from ._watch import InstanceWatch, RequestWatch, wait_for_instance, wait_for_request
+from .watch import InstanceWatch, Poller, RequestWatch, wait_for_instance, wait_for_request
 
 if TYPE_CHECKING:
-    from ._client import StreamrunClient
+    from .guard import Guard
 
 __all__ = [
     "AcceptedLaunch",
@@ -84,25 +84,22 @@ def _check_id(request: str | InstanceRequest) -> None:
 
 
 class _Resource:
-    def __init__(
-        self, client: StreamrunClient, transport: Transport, retry: RetryPolicy | None = None
-    ) -> None:
-        self._client = client
+    # The transport to send with and the client's one poller for waits and watches: the
+    # resources never reach back into the client.
+    def __init__(self, transport: Transport, poller: Poller) -> None:
         self._transport = transport
-        self._retry = retry
+        self._poller = poller
 
     async def _call(
         self, method: str, segments: list[str], body: Any = None, *, lenient: bool = False
     ) -> Response:
-        return await self._transport.request(
-            method, segments, json_body=body, retry=self._retry, lenient=lenient
-        )
+        return await self._transport.request(method, segments, json_body=body, lenient=lenient)
 
     async def _list(self, segments: list[str], cls: type[_M], envelope: str) -> list[_M]:
-        return await self._transport.get_list(segments, cls, envelope, retry=self._retry)
+        return await self._transport.get_list(segments, cls, envelope)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} of {self._client!r}>"
+        return f"<{type(self).__name__} of {self._transport.base_url}>"
 
 
 def check_instances(instances: Sequence[InstanceSettings]) -> None:
@@ -189,8 +186,15 @@ class Configurations(_Resource):
         response = await self._call("GET", ["configurations", segment])
         return response.object(Configuration, "configuration")
 
+    # Set by a guarded client on its namespace (issue 14): every launch then holds leases.
+    _guard: Guard | None = None
+
     async def launch(
-        self, configuration_id: str, instances: Sequence[InstanceSettings] | None = None
+        self,
+        configuration_id: str,
+        instances: Sequence[InstanceSettings] | None = None,
+        *,
+        ttl: float | timedelta | None = None,
     ) -> InstanceRequest | AcceptedLaunch:
         """Launch instances of a configuration in one POST; returns the instance request.
 
@@ -203,14 +207,37 @@ class Configurations(_Resource):
         :class:`RetryPolicy`); otherwise the error's ``outcome_unknown`` is true: list the
         configuration's instances before launching again (``launch_many`` does this for
         you).
+
+        ``ttl`` (guarded clients only): seconds, or a timedelta, until the guard's reaper
+        stops these instances; ``InstanceSettings.ttl`` overrides it per instance. The
+        guard writes the leases before the POST, and refuses the launch if it cannot.
         """
         segment = path_segment(configuration_id, "configuration_id")
         body = None if instances is None else launch_body(instances)
+        if self._guard is None:
+            if ttl is not None or any(item.ttl is not None for item in instances or ()):
+                raise InvalidArgumentError(
+                    "ttl needs a guarded client: StreamrunClient(guard=sr.Guard(owner=...))"
+                )
+            return await self._send_launch(configuration_id, segment, instances, body)
+        return await self._guard.launch(
+            configuration_id,
+            instances,
+            ttl,
+            lambda: self._send_launch(configuration_id, segment, instances, body),
+        )
+
+    async def _send_launch(
+        self,
+        configuration_id: str,
+        segment: str,
+        instances: Sequence[InstanceSettings] | None,
+        body: dict[str, Any] | None,
+    ) -> InstanceRequest | AcceptedLaunch:
         response = await self._transport.request(
             "POST",
             ["configurations", segment, "instances"],
             json_body=body,
-            retry=self._retry,
             lenient=True,
             see_other=True,
         )
@@ -286,14 +313,14 @@ class InstanceRequests(_Resource):
         # Returns the waiting coroutine itself (arguments checked now): one frame less for
         # each of the thousands of waiters a fleet tool may hold.
         waiting = wait_for_request(
-            self._client._poller,
+            self._poller,
             request,
             success=InstanceState.RUNNING,
             failure=failure,
             timeout=timeout,
         )
         # The coroutine itself when the client has no hooks; else wrapped in wait events.
-        return self._client._events.wait(
+        return self._transport.events.wait(
             waiting,
             what="request",
             subject=request if isinstance(request, str) else request.id,
@@ -311,7 +338,7 @@ class InstanceRequests(_Resource):
         items = builtins.list(requests)
         for item in items:
             _check_id(item)
-        return RequestWatch(self._client._poller, items, timeout)
+        return RequestWatch(self._poller, items, timeout)
 
 
 class Instances(_Resource):
@@ -348,14 +375,14 @@ class Instances(_Resource):
         if configuration_id is not None:
             path_segment(configuration_id, "configuration_id")
         waiting = wait_for_instance(
-            self._client._poller,
+            self._poller,
             instance_id,
             state,
             failure=failure,
             configuration_id=configuration_id,
             timeout=timeout,
         )
-        return self._client._events.wait(
+        return self._transport.events.wait(
             waiting,
             what="instance",
             subject=instance_id,
@@ -382,7 +409,7 @@ class Instances(_Resource):
                 )
             for configuration_id in configs:
                 path_segment(configuration_id, "configuration_id")
-        return InstanceWatch(self._client._poller, configs, resume)
+        return InstanceWatch(self._poller, configs, resume)
 
     async def stop(self, instance_id: str) -> None:
         """Stop one instance (a queued one is cancelled); any 2xx is success."""

@@ -449,7 +449,19 @@ async def test_redirect_is_an_error_and_never_followed(
 
 # --- ids are quoted as one path segment ------------------------------------------------------
 
-ODD_IDS = ["a/b", "...", ".x", "?x", "#y", "a b", "ünïcødé", "%2F", "%2E%2E", "a/../../instances", "\\"]
+ODD_IDS = [
+    "a/b",
+    "...",
+    ".x",
+    "?x",
+    "#y",
+    "a b",
+    "ünïcødé",
+    "%2F",
+    "%2E%2E",
+    "a/../../instances",
+    "\\",
+]
 
 
 @pytest.fixture

@@ -166,7 +166,9 @@ async def test_with_options_changes_the_retry_policy_of_a_view_only(
 ) -> None:
     url = f"{API}/instances"
     mock_api.get(url, status=503, repeat=True)
+    parents = client.instances  # built before the view: the view must not reuse it
     view = client.with_options(retry=sr.RetryPolicy.disabled())
+    assert view.instances is not parents
     with pytest.raises(sr.ServerError):
         await view.instances.list()
     assert len(calls(mock_api, "GET", url)) == 1
@@ -307,6 +309,10 @@ async def test_a_client_in_use_by_another_running_loop_is_refused(
         assert isinstance(info.value, sr.StreamrunError)
         assert isinstance(info.value, RuntimeError)
         assert seen == ["/api/v1/destinations"]  # nothing sent from the second loop
+        # Nor can it be closed from here: the session belongs to the other loop.
+        with pytest.raises(sr.EventLoopError):
+            await client.aclose()
+        assert client.closed
     finally:
         await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(client.aclose(), other))
         other.call_soon_threadsafe(other.stop)
