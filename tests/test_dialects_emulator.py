@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -467,17 +468,18 @@ async def test_pagination(session: aiohttp.ClientSession, opened: list[Emulator]
         first = await api("GET", "/instances")
         page = first.json if name == "paginated_link" else first.json["instances"]
         assert len(page) == api.emulator.dialect.page_size
-    bad_page = await api("GET", "/instances?cursor=nope")
-    assert bad_page.status == 400
-    field = opened[1]
-    async with session.get(
-        f"{field.url}/api/v1/instances?page=0", headers={"Authorization": f"Bearer {field.api_key}"}
-    ) as r:
-        assert r.status == 400
-    async with session.get(
-        f"{field.url}/api/v1/instances?page=5", headers={"Authorization": f"Bearer {field.api_key}"}
-    ) as r:
-        assert await r.json() == {"instances": []}  # past the end: an empty page, as any list
+    negative = base64.urlsafe_b64encode(b"at:-4").decode()
+    for cursor in ("nope", negative, "%FF"):
+        bad = await api("GET", f"/instances?cursor={cursor}")
+        assert bad.status == 400, cursor
+        assert bad.error == ("invalid_request", "cursor is not one this server gave")
+    field = RawApi(session, opened[1])
+    for page in ("0", "-1", "x", "%C2%B2"):  # the last is a superscript two
+        bad = await field("GET", f"/instances?page={page}")
+        assert bad.status == 400, page
+        assert bad.error[0] == "invalid_request"
+    # Past the end: an empty page, as any list.
+    assert (await field("GET", "/instances?page=5")).json == {"instances": []}
 
 
 async def test_lagging_lists(session: aiohttp.ClientSession, opened: list[Emulator]) -> None:

@@ -216,14 +216,11 @@ class _Api:
             start = self._page_start(request)
             end = start + dialect.page_size
             if end < len(items):
+                page = end // dialect.page_size + 1
                 if dialect.pagination == "link":
-                    headers[hdrs.LINK] = (
-                        f'<{request.url.with_query(page=end // dialect.page_size + 1)}>; rel="next"'
-                    )
+                    headers[hdrs.LINK] = f'<{request.url.with_query(page=page)}>; rel="next"'
                 elif dialect.pagination == "field":
-                    beside["next"] = str(
-                        request.rel_url.with_query(page=end // dialect.page_size + 1)
-                    )
+                    beside["next"] = str(request.rel_url.with_query(page=page))
                 else:
                     beside["nextCursor"] = _cursor(end)
             items = items[start:end]
@@ -233,21 +230,27 @@ class _Api:
         return web.json_response(body, headers=headers)
 
     def _page_start(self, request: web.Request) -> int:
+        """Where the asked page starts: ``?cursor=`` (opaque) or ``?page=`` (from 1)."""
         size = self._dialect.page_size or 1
         if self._dialect.pagination == "cursor":
             token = request.query.get("cursor")
             if token is None:
                 return 0
             try:
-                return int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("at:"))
-            except ValueError:
-                raise ApiError(
-                    400, "invalid_request", "cursor is not one this server gave"
-                ) from None
-        page = request.query.get("page", "1")
-        if not page.isdigit() or int(page) < 1:
-            raise ApiError(400, "invalid_request", f"page must be a positive integer, got {page!r}")
-        return (int(page) - 1) * size
+                start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("at:"))
+            except ValueError:  # bad base64 and bad UTF-8 too
+                start = -1
+            if start < 0:
+                raise ApiError(400, "invalid_request", "cursor is not one this server gave")
+            return start
+        text = request.query.get("page", "1")
+        try:
+            page = int(text)
+        except ValueError:
+            page = 0
+        if page < 1:
+            raise ApiError(400, "invalid_request", f"page must be a positive integer, got {text!r}")
+        return (page - 1) * size
 
     def _empty(self, key: str) -> web.Response:
         form = self._dialect.empty_list
