@@ -6,13 +6,16 @@ and waited for on the emulator (own process, real clock, ``capacity`` servers,
 instance to be RUNNING had all launches landed at once at the start: with capacity for
 all, one boot time (the emulator never frees a server while its instance lives, so it
 cannot run more instances than it has servers). The wall time is compared with it;
-API calls per instance come from the emulator's counters.
+API calls per instance come from the emulator's counters. The same launch through a
+``FileCoordinator`` (a file lock per name, as processes of one host share) is compared
+with the launch without one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import tempfile
 import time
 
 import streamrun_async as sr
@@ -33,13 +36,19 @@ def _plan(
 
 
 async def _measure(
-    emu: EmulatorProcess, per_config: int, policy: sr.PollPolicy, rounds: int
+    emu: EmulatorProcess,
+    per_config: int,
+    policy: sr.PollPolicy,
+    rounds: int,
+    coordinator: sr.Coordinator | None = None,
 ) -> list[tuple[float, int, dict[str, int]]]:
     results = []
     for round_no in range(rounds):
         plan = _plan(emu.configuration_ids, per_config, f"b{round_no}")
         emu.reset()
-        async with sr.StreamrunClient(emu.api_key, base_url=emu.url, poll=policy) as client:
+        async with sr.StreamrunClient(
+            emu.api_key, base_url=emu.url, poll=policy, coordinator=coordinator
+        ) as client:
             started = time.perf_counter()
             report = await client.launch_many(plan, wait=True, timeout=120)
             wall = time.perf_counter() - started
@@ -50,6 +59,16 @@ async def _measure(
             await client.instances.stop_all()
         results.append((wall, sum(counts.values()), counts))
     return results
+
+
+async def _measure_locked(
+    emu: EmulatorProcess, per_config: int, policy: sr.PollPolicy, rounds: int, locks: str
+) -> list[tuple[float, int, dict[str, int]]]:
+    coordinator = sr.FileCoordinator(locks)
+    try:
+        return await _measure(emu, per_config, policy, rounds, coordinator)
+    finally:
+        await coordinator.aclose()
 
 
 def run(settings: Settings) -> Outcome:
@@ -67,7 +86,11 @@ def run(settings: Settings) -> Outcome:
         idle_timeout=None,
     ) as emu:
         measured = asyncio.run(_measure(emu, per_config, policy, warmup + runs))[warmup:]
+        with tempfile.TemporaryDirectory() as locks:
+            locked = asyncio.run(_measure_locked(emu, per_config, policy, warmup + runs, locks))
+            locked = locked[warmup:]
     wall = median([m[0] for m in measured])
+    locked_wall = median([m[0] for m in locked])
     calls = median([m[1] for m in measured])
     outcome = Outcome()
     outcome.rows.append(
@@ -81,6 +104,15 @@ def run(settings: Settings) -> Outcome:
         )
     )
     outcome.rows.append(Row(NAME, "API calls per instance", f"{calls / instances:.3f}", "—", None))
+    outcome.rows.append(
+        Row(
+            NAME,
+            "the same with `FileCoordinator` (a file lock per name): wall time",
+            f"{locked_wall:.2f} s",
+            f"{wall:.2f} s (without a coordinator)",
+            locked_wall / wall,
+        )
+    )
     routes = measured[len(measured) // 2][2]
     outcome.notes.append(
         f"Bulk launch: capacity {capacity:,}, boot {boot_time:g} s, no jitter; "
