@@ -315,13 +315,18 @@ def _next_link(headers: CIMultiDictProxy[str]) -> str | None:
     return None
 
 
+class _Unfollowable(ValueError):
+    """A next page is named in a form that cannot be followed."""
+
+
 def next_page(response: Response, current: URL, first: URL) -> URL | None:
     """The URL of the page after ``response`` (read from ``current``), if it names one.
 
     A ``rel="next"`` Link header first, else a ``next`` / ``nextPage`` / ``nextCursor``
-    field of an object body. A URL or path is resolved against ``current``; a bare cursor
-    token is sent as ``?cursor=`` on the first page's URL, an integer ``nextPage`` as
-    ``?page=``.
+    field of an object body (a string, an integer, or an object with ``href``/``url``). A
+    URL or path is resolved against ``current``; a bare cursor token is sent as
+    ``?cursor=`` on the first page's URL, an integer ``nextPage`` as ``?page=``. Raises
+    ``ValueError`` when a next page is named in a form that cannot be followed.
     """
     link = _next_link(response.headers)
     if link:
@@ -331,14 +336,18 @@ def next_page(response: Response, current: URL, first: URL) -> URL | None:
         return None
     for field in _NEXT_FIELDS:
         value = data.get(field)
+        if isinstance(value, dict) and ("href" in value or "url" in value):
+            value = value.get("href") or value.get("url")
+        if value is None or value is False or value == "":
+            continue
         if isinstance(value, int) and not isinstance(value, bool):
             return first.update_query(page=value)
         if not isinstance(value, str) or not value.strip():
-            continue
+            raise _Unfollowable(f"a {field!r} field the SDK cannot follow")
         value = value.strip()
-        if field != "nextCursor" and ("?" in value or value.startswith("/")):
-            return current.join(URL(value))
         if value.startswith(("https://", "http://")):
+            return current.join(URL(value))
+        if field != "nextCursor" and ("?" in value or value.startswith("/")):
             return current.join(URL(value))
         return first.update_query(cursor=value)
     return None
@@ -564,19 +573,20 @@ class Transport:
         """GET a list and every page after it, as one list, or raise IncompleteListError.
 
         Pages are followed on the base URL's host only, at most ``MAX_PAGES`` of them, each
-        through the same retry policy. An id on two pages is kept once, as last seen.
+        through the same retry policy. An id on two pages is kept once, as last seen. A
+        first page that fails raises its own error: nothing was read.
         """
         first = url = self.url(segments)
         response = await self._request_url("GET", url, None, retry)
-        items = response.list(cls, envelope)
-        following = next_page(response, url, first)
-        if following is None:
-            return items
-        pages: list[list[_M]] = [items]
+        pages = [response.list(cls, envelope)]
         seen = {url}
-        path = first.path
-        while following is not None:
-            read = sum(map(len, pages))
+        while True:
+            try:
+                following = next_page(response, url, first)
+            except ValueError as exc:  # a field of another shape, or a link that is no URL
+                raise self._incomplete(first, str(exc), pages) from None
+            if following is None:
+                break
             problem = None
             if _origin(following) != self._origin:
                 problem = f"the next page is on another host ({following.host})"
@@ -585,36 +595,39 @@ class Transport:
             elif len(pages) >= MAX_PAGES:
                 problem = f"it has more than {MAX_PAGES} pages"
             if problem is not None:
-                raise IncompleteListError(
-                    f"GET {path}: the list cannot be read whole: {problem} "
-                    f"({len(pages)} pages, {read} items read)",
-                    method="GET",
-                    url=path,
-                    pages_read=len(pages),
-                    items_read=read,
-                )
+                raise self._incomplete(first, problem, pages)
             url = following
             seen.add(url)
             try:
                 response = await self._request_url("GET", url, None, retry)
                 pages.append(response.list(cls, envelope))
             except APIError as exc:
-                raise IncompleteListError(
-                    f"GET {path}: the list cannot be read whole: page {len(pages) + 1} "
-                    f"failed ({type(exc).__name__}: {exc}); {read} items read",
-                    method="GET",
-                    url=path,
-                    pages_read=len(pages),
-                    items_read=read,
-                    retry_after=getattr(exc, "retry_after", None),
-                ) from exc
-            following = next_page(response, url, first)
+                problem = f"page {len(pages) + 1} failed ({type(exc).__name__}: {exc})"
+                retry_after = getattr(exc, "retry_after", None)
+                raise self._incomplete(first, problem, pages, retry_after) from exc
+        if len(pages) == 1:
+            return pages[0]
         # Offset pages shift while the list changes: an item may show on two of them.
         merged: dict[Any, _M] = {}
         for page in pages:
             for item in page:
                 merged[getattr(item, "id", None) or id(item)] = item
         return list(merged.values())
+
+    @staticmethod
+    def _incomplete(
+        first: URL, problem: str, pages: list[list[_M]], retry_after: float | None = None
+    ) -> IncompleteListError:
+        read = sum(map(len, pages))
+        return IncompleteListError(
+            f"GET {first.path}: the list cannot be read whole: {problem} "
+            f"({len(pages)} pages, {read} items read)",
+            method="GET",
+            url=first.path,
+            pages_read=len(pages),
+            items_read=read,
+            retry_after=retry_after,
+        )
 
     async def _attempt(
         self,

@@ -196,3 +196,53 @@ async def test_an_empty_list_in_any_form_is_empty(
     async with sr.StreamrunClient(API_KEY, base_url=server.url, retry=FAST) as c:
         assert await c.instances.list() == []
         assert await c.destinations.list() == []
+
+
+async def test_a_next_object_with_an_href_is_followed(local_server: Server) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if "page" in request.query:
+            return web.json_response({"instances": [item(1)], "next": {"rel": "next"}})
+        return web.json_response({"instances": [item(0)], "next": {"href": "?page=1"}})
+
+    server = await local_server(handler)
+    async with sr.StreamrunClient(API_KEY, base_url=server.url, retry=FAST) as c:
+        with pytest.raises(sr.IncompleteListError, match="cannot follow"):
+            # Page 2 names a next page in no followable form: more may exist.
+            await c.instances.list()
+    assert [path for _, path in server.requests] == [
+        "/api/v1/instances",
+        "/api/v1/instances?page=1",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({}, {"instances": [], "next": True}),
+        ({}, {"instances": [], "nextCursor": ["a"]}),
+        ({"Link": '<http://127.0.0.1:notaport/x>; rel="next"'}, {"instances": []}),
+    ],
+    ids=["next-true", "cursor-list", "link-not-a-url"],
+)
+async def test_a_next_page_that_cannot_be_followed_is_incomplete(
+    local_server: Server, headers: dict[str, str], body: Any
+) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(body, headers=headers)
+
+    server = await local_server(handler)
+    async with sr.StreamrunClient(API_KEY, base_url=server.url, retry=FAST) as c:
+        with pytest.raises(sr.IncompleteListError) as info:
+            await c.instances.list()
+    assert info.value.pages_read == 1
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("end", [None, False, "", {"href": ""}])
+async def test_an_empty_next_field_ends_the_list(local_server: Server, end: Any) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"instances": [item(0)], "next": end, "nextPage": None})
+
+    server = await local_server(handler)
+    async with sr.StreamrunClient(API_KEY, base_url=server.url, retry=FAST) as c:
+        assert len(await c.instances.list()) == 1
