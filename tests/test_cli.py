@@ -598,8 +598,9 @@ def test_demo_subprocess_prints_the_final_table(spawn: Callable[..., Spawned]) -
     assert time.monotonic() - started < 20
     assert "What launched" in stdout
     assert "API calls" in stdout
-    rows = [line for line in stdout.splitlines() if "RUNNING │" in line]
+    rows = [line for line in stdout.splitlines() if " inst-" in line and line.endswith("RUNNING")]
     assert len(rows) == 6
+    assert not {"│", "─", "┃", "━"} & set(stdout)  # piped: plain aligned text, no box drawing
     assert "6/6 instance(s) RUNNING" in stdout
     assert "Exactly once: yes" in stdout
     assert "Stopped everything: 0 instance(s) left" in stdout

@@ -30,7 +30,6 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
 from streamrun_async import (
@@ -47,7 +46,7 @@ from streamrun_async import (
     StreamrunClient,
 )
 
-from ._render import duration, one_line, state_text
+from ._render import Rows, duration, one_line, state_text
 from ._runtime import Runtime, json_option
 
 if TYPE_CHECKING:
@@ -405,9 +404,10 @@ class _Demo:
     def _print(self, emu: Emulator, result: dict[str, Any]) -> None:
         """The final tables and the summary lines."""
         console = self.console
-        table = Table(title="What launched", title_justify="left", header_style="bold")
-        for column in ("NAME", "CONFIGURATION", "REQUEST", "INSTANCE", "TO RUNNING", "STATE"):
-            table.add_column(column, overflow="fold")
+        table = Rows(
+            ("NAME", "CONFIGURATION", "REQUEST", "INSTANCE", "TO RUNNING", "STATE"),
+            title="What launched",
+        )
         order = {
             cfg: n
             for n, cfg in enumerate(dict.fromkeys(r.configuration_id for r in self.rows.values()))
@@ -415,26 +415,24 @@ class _Demo:
         for row in sorted(
             self.rows.values(), key=lambda r: (order[r.configuration_id], _number(r.name))
         ):
-            table.add_row(
+            table.add(
                 Text(row.name),
                 Text(row.configuration),
                 Text(row.request_id or "-"),
                 Text(row.instance_id or "-"),
                 Text(duration(row.running_after)),
                 state_text(row.state),
+                id=row.instance_id,
             )
-        console.print(table)
-        calls = Table(title="API calls", title_justify="left", header_style="bold")
-        calls.add_column("ENDPOINT")
-        calls.add_column("CALLS", justify="right")
-        calls.add_column("ANSWERS")
+        self.rt.print_view(table, err=self.rt.json_output)
+        calls = Rows(("ENDPOINT", "CALLS", "ANSWERS"), title="API calls")
         for route, seen in result["api_calls"].items():
             answers = ", ".join(
                 f"{'dropped' if status == '0' else status} x{n}"
                 for status, n in seen["answers"].items()
             )
-            calls.add_row(Text(route), Text(str(seen["calls"])), Text(answers))
-        console.print(calls)
+            calls.add(Text(route), Text(str(seen["calls"])), Text(answers))
+        self.rt.print_view(calls, err=self.rt.json_output)
         running = sum(1 for row in self.rows.values() if row.state is InstanceState.RUNNING)
         lines = [
             f"{running}/{result['planned']} instance(s) RUNNING after {self.elapsed:.1f} s, "

@@ -144,13 +144,17 @@ class Runtime:
         else:
             self.print_view(view)
 
-    def print_view(self, view: View) -> None:
-        """A table on a terminal; plain aligned text (no box drawing) anywhere else."""
+    def print_view(self, view: View, *, err: bool = False) -> None:
+        """A table on a terminal; plain aligned text (no box drawing) anywhere else.
+
+        ``err``: on stderr (for commands whose stdout carries JSON).
+        """
         wide = self.output == "wide"
-        if self.out.is_terminal:
-            self.out.print(rich_view(view, wide=wide))
+        console = self.err if err else self.out
+        if console.is_terminal:
+            console.print(rich_view(view, wide=wide))
         else:
-            click.echo(plain(view, wide=wide))
+            click.echo(plain(view, wide=wide), err=err)
 
     def print_ids(self, ids: Iterable[str | None]) -> None:
         """One id per line, for ``xargs``."""
