@@ -42,6 +42,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, nullcontext
+from datetime import timedelta
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -536,6 +537,7 @@ class BulkLaunch:
         settle: float = 2.0,
         coordinator: Coordinator | None = None,
         attempt_timeout: float = 30.0,
+        ttl: float | timedelta | None = None,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgumentError("concurrency must be an int >= 1")
@@ -567,6 +569,12 @@ class BulkLaunch:
         self.dedupe = dedupe
         self.settle = float(settle)
         self.coordinator = coordinator
+        wants_ttl = ttl is not None or any(s.ttl is not None for p in specs for s in p.instances)
+        if wants_ttl and client.configurations._guard is None:
+            raise InvalidArgumentError(
+                "ttl needs a guarded client: StreamrunClient(guard=sr.Guard(owner=...))"
+            )
+        self.ttl = ttl
         self.report = report if report is not None else LaunchReport()
         self.registry = registry_of(client)
         self._slots = asyncio.Semaphore(concurrency)
@@ -682,9 +690,10 @@ class BulkLaunch:
     def _time_out(self, timeout: float | None) -> None:
         """The call's deadline passed during the launch phase."""
         error = LaunchTimeoutError(f"launch_many: the timeout of {timeout:g} s passed")
+        planned: dict[str, list[str]] = {}
         for item in self.report.items.values():
             if item.status is _S.PLANNED:
-                self._fail(item.configuration_id, [item.name], error)
+                planned.setdefault(item.configuration_id, []).append(item.name)
             elif item.status is _S.IN_FLIGHT:
                 self._unknown(
                     item.configuration_id,
@@ -692,6 +701,8 @@ class BulkLaunch:
                     "the timeout passed while its launch was being sent or settled",
                     error,
                 )
+        for cfg, names in planned.items():
+            self._fail(cfg, names, error)
 
     async def _launch_all(self) -> None:
         tasks = [asyncio.create_task(self._launch_config(spec)) for spec in self.specs]
@@ -878,7 +889,7 @@ class BulkLaunch:
                     self.emit(LaunchEventKind.SUBMITTED, cfg, names)
                     self._move(names, _S.IN_FLIGHT)
                     self.report.launch_calls += 1
-                    request = await self.client.configurations.launch(cfg, pending)
+                    request = await self.client.configurations.launch(cfg, pending, ttl=self.ttl)
             except APIError as error:
                 if not error.outcome_unknown:
                     self._fail(cfg, names, error)

@@ -684,3 +684,14 @@ async def test_every_dialect_launches_each_name_at_most_once_under_lost_answers(
         assert report.ok, {n: (i.status, i.reason) for n, i in report.items.items()}
         assert set(report.by_status(S.RUNNING)) == planned
         assert set(again.by_status(S.EXISTING)) == planned
+
+
+async def test_a_ttl_without_a_guard_is_refused_before_any_request(
+    emu: Emulator, client: sr.StreamrunClient
+) -> None:
+    cfg = emu.configuration_ids[0]
+    with pytest.raises(sr.InvalidArgumentError, match="guard"):
+        await client.launch_many({cfg: [sr.InstanceSettings(name="a")]}, ttl=60)
+    with pytest.raises(sr.InvalidArgumentError, match="guard"):
+        await client.launch_many({cfg: [sr.InstanceSettings(name="a", ttl=60)]})
+    assert emu.stats.total == 0
