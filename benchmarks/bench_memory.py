@@ -1,12 +1,13 @@
-"""4. Memory per active waiter: 10,000 ``instances.wait_for_state`` tasks on one poller.
+"""4. Memory: per active waiter, at 10,000 ``instances.wait_for_state`` tasks on one poller,
+and the poller's store against the parsed list it holds.
 
 The static server (own process) lists 10,000 QUEUED instances, so every waiter stays
-blocked. With tracemalloc running, the benchmark starts one task per instance, lets them
-register, then waits for the poller's first list to reach them (a probe waiter for an
-instance that does not exist fails on that very delivery, so its failure marks the
-moment every waiter has its snapshot). The traced memory delta divided by the number
-of waiters is the cost of a waiter: its task and coroutine frames, its future, deadline
-timer and registration, and the last state seen that it keeps.
+blocked. With tracemalloc running, the benchmark starts one task per instance and lets the
+poller's first list reach them (its snapshot listener says when): what is held then, per
+waiter, is the cost of a waiter (its task and coroutine frames, its future, its
+subscription, its entries in the poller's index and deadline heap). The
+instances are in the poller's store, shared by every waiter: the store of the same list
+is measured apart (and compared with the same body parsed and kept) and taken off.
 
 Baseline, in alternation: the same number of bare tasks, each awaiting one shared future
 (``async def bare(): await future``) — the floor of any waiter that is an asyncio task.
@@ -15,7 +16,6 @@ Baseline, in alternation: the same number of bare tasks, each awaiting one share
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import linecache
 import os
@@ -24,17 +24,20 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import streamrun_async as sr
+from streamrun_async._converter import _list_items, decode_list, json_loads
+from streamrun_async.watch import Store
 
-from ._fixtures import instance_json
+from ._fixtures import instance_json, instances_body, instances_json
 from ._harness import Outcome, Row, Settings, median
 from ._server import serve_static
 
 NAME = "4 memory per waiter"
-TARGET_BYTES = 2048
+TARGET_BYTES = 1200
 API_KEY = "bench-key"
 SDK_DIR = os.path.dirname(sr.__file__)
 
-_Starter = Callable[[int], Coroutine[Any, Any, tuple[float, float, dict[str, int]]]]
+Measured = tuple[float, float, dict[str, int]]
+_Starter = Callable[[int], Coroutine[Any, Any, Measured]]
 
 
 def _traced() -> int:
@@ -42,12 +45,12 @@ def _traced() -> int:
 
 
 def _by_place(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> dict[str, int]:
-    """Bytes allocated between the snapshots, by where: SDK, asyncio, or elsewhere."""
+    """Bytes allocated between the snapshots, by where."""
     places: dict[str, int] = {}
     for stat in after.compare_to(before, "filename"):
         name = stat.traceback[0].filename
         if name.startswith(SDK_DIR):
-            key = "streamrun_async/" + os.path.basename(name)
+            key = "streamrun_async/" + os.path.relpath(name, SDK_DIR)
         elif f"{os.sep}asyncio{os.sep}" in name:
             key = "asyncio"
         elif name == __file__:
@@ -58,11 +61,15 @@ def _by_place(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> dict
     return places
 
 
-async def _sdk_waiters(base_url: str, count: int) -> tuple[float, float, dict[str, int]]:
-    """Bytes per waiter once registered, and once the first poll has reached them."""
+async def _sdk_waiters(base_url: str, count: int) -> Measured:
+    """Bytes per waiter once the first poll reached them: the memory the whole run holds
+    then, less the poller's store (measured apart, it is shared by every waiter)."""
     policy = sr.PollPolicy(min_interval=3600, max_interval=3600)
     async with sr.StreamrunClient(API_KEY, base_url=base_url, poll=policy) as client:
         await client.instances.list()  # warm the session and connection up
+        poller = client._poller
+        first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        remove = poller.add_snapshot_listener(lambda *_: first.done() or first.set_result(None))
         ids = [instance_json(i)["id"] for i in range(count)]
         gc.collect()
         start = _traced()
@@ -70,30 +77,36 @@ async def _sdk_waiters(base_url: str, count: int) -> tuple[float, float, dict[st
         tasks = [
             asyncio.create_task(client.instances.wait_for_state(iid, timeout=3600)) for iid in ids
         ]
-        probe = asyncio.create_task(client.instances.wait_for_state("inst-absent", timeout=60))
+        await first
+        remove()
         for _ in range(3):
             await asyncio.sleep(0)
-        registered = _traced() - start
-        with contextlib.suppress(sr.WaiterError):
-            await probe
         gc.collect()
-        with_list = _traced() - start
+        held = _traced() - start
         places = _by_place(before, tracemalloc.take_snapshot())
-        # The poller keeps its last list (10,000 Instances) for the waiters' error reports:
-        # one copy, held as well for a single waiter, so it is not a per-waiter cost.
-        client._poller.last_instances = {}
-        gc.collect()
-        polled = _traced() - start
-        shared_list = with_list - polled
+        listed = len(poller.store)
         assert not any(task.done() for task in tasks), "a waiter ended early"
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    places["the poller's last list (shared)"] = shared_list
-    return registered / count, polled / count, places
+    store = _store_bytes(listed)
+    return (held - store) / count, store / listed, places
 
 
-async def _bare_tasks(count: int) -> tuple[float, float, dict[str, int]]:
+def _store_bytes(count: int) -> float:
+    """Bytes a store holds for the list of ``count`` instances (parsed JSON included)."""
+    body = instances_body(instances_json(count))
+    store = Store(lambda items: decode_list(items, sr.Instance, "instances"), grace=3)
+    gc.collect()
+    start = _traced()
+    store.update({None: _list_items(json_loads(body), sr.Instance, "instances")}, 0.0)
+    gc.collect()
+    size = _traced() - start
+    del store
+    return size
+
+
+async def _bare_tasks(count: int) -> Measured:
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def bare() -> None:
@@ -107,15 +120,26 @@ async def _bare_tasks(count: int) -> tuple[float, float, dict[str, int]]:
     per_task = (_traced() - start) / count
     future.set_result(None)
     await asyncio.gather(*tasks)
-    return per_task, per_task, {}
+    return per_task, 0.0, {}
 
 
-async def _measure(base_url: str, count: int, settings: Settings) -> dict[str, Any]:
+def _parsed_list_bytes(count: int) -> float:
+    """Bytes per instance of the same body, parsed (by the SDK's parser) and kept."""
+    body = instances_body(instances_json(count))
+    gc.collect()
+    start = _traced()
+    parsed = json_loads(body)
+    size = _traced() - start
+    del parsed
+    return size / count
+
+
+async def _measure(base_url: str, count: int, settings: Settings) -> dict[str, list[Measured]]:
     variants: dict[str, _Starter] = {
         "sdk": lambda n: _sdk_waiters(base_url, n),
         "bare": _bare_tasks,
     }
-    values: dict[str, list[tuple[float, float, dict[str, int]]]] = {k: [] for k in variants}
+    values: dict[str, list[Measured]] = {k: [] for k in variants}
     warmup = 1
     for round_no in range(warmup + settings.pick(5, 2)):
         order = list(variants) if round_no % 2 == 0 else list(reversed(variants))
@@ -133,35 +157,49 @@ def run(settings: Settings) -> Outcome:
         tracemalloc.start(1)
         try:
             values = asyncio.run(_measure(base_url, count, settings))
+            parsed = _parsed_list_bytes(count)
         finally:
             tracemalloc.stop()
-    registered = median([v[0] for v in values["sdk"]])
-    polled = median([v[1] for v in values["sdk"]])
+    waiter = median([v[0] for v in values["sdk"]])
+    store = median([v[1] for v in values["sdk"]])
     bare = median([v[0] for v in values["bare"]])
+    own = store - parsed
     outcome = Outcome()
     outcome.rows.append(
         Row(
             NAME,
             f"bytes per `wait_for_state` waiter, {count:,} waiting, after the first poll",
-            f"{polled:,.0f} B",
+            f"{waiter:,.0f} B",
             f"{bare:,.0f} B (bare asyncio task on a future)",
-            polled / bare,
-            f"< {TARGET_BYTES:,} B",
-            polled < TARGET_BYTES,
+            waiter / bare,
+            f"≤ {TARGET_BYTES:,} B",
+            waiter <= TARGET_BYTES,
+        )
+    )
+    outcome.rows.append(
+        Row(
+            NAME,
+            f"the poller's store of {count:,} instances beyond the parsed JSON it keeps, "
+            "per instance",
+            f"{own:,.0f} B",
+            f"{parsed:,.0f} B (the same list, parsed)",
+            own / parsed,
+            "≤ 1 (no more than the parsed list)",
+            own <= parsed,
         )
     )
     places = values["sdk"][len(values["sdk"]) // 2][2]
     shown = ", ".join(
-        f"{k} {v / count:,.0f} B" for k, v in sorted(places.items(), key=lambda kv: -kv[1])
+        f"{k} {v / count:,.0f} B"
+        for k, v in sorted(places.items(), key=lambda kv: -kv[1])
+        if abs(v) >= count
     )
-    share = bare / polled * 100
     outcome.notes.append(
-        f"Memory per waiter: {registered:,.0f} B once registered, {polled:,.0f} B after the "
-        f"first poll (each waiter keeps only the last state seen; the poller's last list of "
-        f"{count:,} instances, shared by all waiters, is shown apart below). The bare task "
-        f"+ coroutine "
-        f"floor is {bare:,.0f} B = {share:.0f}% of a waiter: the task "
-        f"{'dominates' if share >= 50 else 'does not dominate'}. By allocation site, per "
-        f"waiter: {shown}."
+        f"Memory per waiter: {waiter:,.0f} B once the first poll reached {count:,} waiters, "
+        f"less the poller's store (shared by all); the bare task + coroutine floor is "
+        f"{bare:,.0f} B. Held by allocation site, per waiter, store included: {shown}. The "
+        f"store holds {store:,.0f} B per instance in all: the parsed JSON of each instance "
+        f"(kept as the model's `raw`; {parsed:,.0f} B for the same body parsed alone) plus "
+        f"{own:,.0f} B of models and indexes."
     )
     return outcome

@@ -18,7 +18,7 @@ import math
 import random
 from collections.abc import Callable
 
-from .._exceptions import APIStatusError, RateLimitError, StreamrunError
+from .._exceptions import APIStatusError, EventLoopError, RateLimitError, StreamrunError
 from ._policy import PollPolicy
 
 __all__ = ["Pacer", "is_permanent"]
@@ -29,6 +29,8 @@ _PERMANENT = frozenset({401, 403})
 def is_permanent(error: StreamrunError, *, listing: bool) -> bool:
     """An error no later poll can cure: 401, 403, and a 4xx other than 408/429 (a 404
     of a list means the list itself is gone; a request's 404 is judged apart)."""
+    if isinstance(error, EventLoopError):
+        return True  # the client is busy in another running loop: no poll from here can work
     if not isinstance(error, APIStatusError):
         return False
     if error.status in _PERMANENT:

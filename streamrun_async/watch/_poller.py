@@ -125,7 +125,9 @@ class Poller:
         self.tracker = RequestTracker(policy)
         self.pacer = pacer or Pacer(policy)
         self.stats = PollStats()
-        self._waiters: dict[str, list[InstanceWaiter]] = {}
+        # Instance id -> its waiter, or a list when several wait for one instance (a list
+        # for each of ten thousand waiters would cost a tenth of a waiter each).
+        self._waiters: dict[str, InstanceWaiter | list[InstanceWaiter]] = {}
         self._feeds: list[InstanceFeedSub] = []
         self._request_subs: dict[str, list[RequestSub]] = {}
         self._scopes: Counter[str | None] = Counter()
@@ -165,7 +167,14 @@ class Poller:
                 and waiter.offer(instance)
             ):
                 return False
-        self._waiters.setdefault(waiter.instance_id, []).append(waiter)
+        waiters, key = self._waiters, waiter.instance_id
+        present = waiters.get(key)
+        if present is None:
+            waiters[key] = waiter
+        elif isinstance(present, list):
+            present.append(waiter)
+        else:
+            waiters[key] = [present, waiter]
         self._scopes[waiter.configuration_id] += 1
         self._arm(waiter)
         self._interest(urgent=not self._fresh() or not store.covers(waiter.configuration_id))
@@ -173,12 +182,17 @@ class Poller:
 
     def discard_instance_waiter(self, waiter: InstanceWaiter) -> None:
         """Withdraw a waiter (answered, failed, expired or cancelled)."""
-        subs = self._waiters.get(waiter.instance_id)
-        if subs is not None and waiter in subs:
-            subs.remove(waiter)
-            if not subs:
-                del self._waiters[waiter.instance_id]
-            self._unscope(waiter.configuration_id)
+        waiters, key = self._waiters, waiter.instance_id
+        present = waiters.get(key)
+        if present is waiter:
+            del waiters[key]
+        elif isinstance(present, list) and waiter in present:
+            present.remove(waiter)
+            if not present:
+                del waiters[key]
+        else:
+            return
+        self._unscope(waiter.configuration_id)
         self._maybe_stop()
 
     def add_feed(self, sub: InstanceFeedSub) -> None:
@@ -295,7 +309,7 @@ class Poller:
 
     def _end_all(self, error: BaseException) -> None:
         for subs in list(self._waiters.values()):
-            for waiter in list(subs):
+            for waiter in subs if isinstance(subs, list) else [subs]:
                 waiter.fail(error)
         for feed in list(self._feeds):
             feed.fail(error)
@@ -490,7 +504,7 @@ class Poller:
         unsettled = False
         for instance_id, subs in list(self._waiters.items()):
             instance = store.get(instance_id)
-            for waiter in list(subs):
+            for waiter in list(subs) if isinstance(subs, list) else (subs,):
                 if waiter.done or taken < waiter.registered:
                     continue
                 if instance is not None and self._in_scope(instance, waiter.configuration_id):

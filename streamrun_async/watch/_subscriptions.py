@@ -138,25 +138,24 @@ class InstanceWaiter(Subscription):
         "timeout",
     )
 
+    future: asyncio.Future[Instance]
+
     def __init__(
-        self,
-        instance_id: str,
-        acceptor: Acceptor,
-        configuration_id: str | None,
-        future: asyncio.Future[Instance],
-        registered: float,
-        timeout: float,
+        self, instance_id: str, acceptor: Acceptor, configuration_id: str | None, timeout: float
     ) -> None:
         self.instance_id = instance_id
         self.acceptor = acceptor
         self.configuration_id = configuration_id
-        self.future = future
-        self.registered = registered
         self.timeout = timeout
-        self.deadline = registered + timeout
         self.last: Instance | None = None
         self.absent_since: float | None = None
         self.absent_count = 0
+
+    def start(self, future: asyncio.Future[Instance], now: float) -> None:
+        """Begin waiting (in the running loop, at ``now``)."""
+        self.future = future
+        self.registered = now
+        self.deadline = now + self.timeout
 
     @property
     def done(self) -> bool:

@@ -41,18 +41,16 @@ def wait_for_instance(
         check_states(success, "success states"),
         check_states(failure, "failure states", allow_empty=True),
     )
-    return _wait_instance(poller, instance_id, judge, configuration_id, seconds)
+    return _wait_instance(poller, InstanceWaiter(instance_id, judge, configuration_id, seconds))
 
 
-async def _wait_instance(
-    poller: Poller, instance_id: str, judge: Acceptor, configuration_id: str | None, timeout: float
-) -> Instance:
-    future: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
-    waiter = InstanceWaiter(instance_id, judge, configuration_id, future, poller.now(), timeout)
+async def _wait_instance(poller: Poller, waiter: InstanceWaiter) -> Instance:
+    # Few locals: this frame exists once per waiter.
+    waiter.start(asyncio.get_running_loop().create_future(), poller.now())
     if not poller.add_instance_waiter(waiter):
-        return future.result()
+        return waiter.future.result()
     try:
-        return await future
+        return await waiter.future
     finally:
         poller.discard_instance_waiter(waiter)
 
