@@ -309,6 +309,10 @@ async def test_a_client_in_use_by_another_running_loop_is_refused(
         assert isinstance(info.value, sr.StreamrunError)
         assert isinstance(info.value, RuntimeError)
         assert seen == ["/api/v1/destinations"]  # nothing sent from the second loop
+        # A wait from here ends at once with the same error, not at its deadline.
+        with pytest.raises(sr.EventLoopError):
+            await asyncio.wait_for(client.instances.wait_for_state("inst-1", timeout=30), 5)
+        assert seen == ["/api/v1/destinations"]
         # Nor can it be closed from here: the session belongs to the other loop.
         with pytest.raises(sr.EventLoopError):
             await client.aclose()
