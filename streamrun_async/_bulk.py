@@ -1038,7 +1038,7 @@ class BulkLaunch:
         """Give launched names their instances from ``listing``; return those not seen."""
         ignore = self._before.get(cfg, set())
         new = [i for i in listing if i.id not in ignore]
-        claimed = {self._item(n).instance_id for n in self.report.items}
+        claimed = self._ours.setdefault(cfg, set())  # instances given to names already
         by_request: dict[str, list[Instance]] = {}
         for inst in new:
             if inst.request_id is not None:
