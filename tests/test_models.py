@@ -18,8 +18,8 @@ from streamrun_async._converter import (
     decode_object,
     decode_overrides,
 )
-from streamrun_async._models import _CACHE_LIMIT
 from streamrun_async._http import path_segment
+from streamrun_async._models import _CACHE_LIMIT
 
 # --- open enums ------------------------------------------------------------------------------
 
