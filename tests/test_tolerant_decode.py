@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import pickle
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import attrs
 import pytest
+from aiohttp import web
+from conftest import API_KEY, LocalServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -672,3 +674,52 @@ def test_any_object_with_a_string_id_decodes(
     assert model.raw is data
     repr(model)  # every field is set
     assert model == attrs.evolve(model)  # every field compares
+
+
+# --- through a client ------------------------------------------------------------------------
+
+
+async def test_a_client_reads_odd_answers_whole(
+    local_server: Callable[..., Awaitable[LocalServer]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a user of the live API saw fail: one odd item cost the whole list, and a detail
+    answer with ``state`` as an object raised ``ResponseDecodeError``."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.path == "/api/v1/instances":
+            return web.json_response(
+                {
+                    "instances": [
+                        {"id": "a", "state": "running", "createdAt": 1777629600000},
+                        {"id": 42, "state": "RUNNING"},
+                        {
+                            "id": "b",
+                            "state": "QUEUED",
+                            "createdAt": "Fri, 01 May 2026 10:00:00 GMT",
+                        },
+                    ],
+                    "next": None,
+                }
+            )
+        if request.path == "/api/v1/configurations":
+            return web.json_response({"configurations": None})
+        return web.json_response(detail())
+
+    server = await local_server(handler)
+    async with sr.StreamrunClient(
+        API_KEY, base_url=server.url, retry=sr.RetryPolicy.disabled()
+    ) as client:
+        with caplog.at_level(logging.WARNING, logger="streamrun_async"):
+            listed = await client.instances.list()
+        assert [(i.id, i.state, i.created_at) for i in listed] == [
+            ("a", sr.InstanceState.RUNNING, WHEN),
+            ("b", sr.InstanceState.QUEUED, WHEN),
+        ]
+        assert [r.getMessage() for r in caplog.records] == [
+            "left out 1 Instance item(s) of a list: 1 with an id that is not a string"
+        ]
+        assert await client.configurations.list() == []
+        instance = await client.instances.get("inst-1")
+        assert instance.state is sr.InstanceState.RUNNING
+        url = instance.ingest_url("inputstream-1")
+        assert url.get_secret_value() == f"rtmp://ingest.streamrun.io/inputstream-1/{KEY}"
