@@ -770,7 +770,10 @@ class BulkLaunch:
                         unknown=item.status in (_S.IN_FLIGHT, _S.UNKNOWN),
                         request_id=item.request_id,
                         instance_id=item.instance_id,
-                        overrides=self._settings[name].overrides,
+                        # What the instance has, if this call set it (else unknown).
+                        overrides=self._settings[name].overrides
+                        if item.status in (_S.LAUNCHED, _S.RUNNING, _S.UPDATED)
+                        else None,
                     ),
                 )
         existing = [n for n in names if self._item(n).status is _S.EXISTING]
