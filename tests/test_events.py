@@ -412,3 +412,31 @@ async def test_the_example_hook_counts_retries_and_calls_that_failed(emu: Emulat
     assert counter.retries == {("/instances", "ServerError"): 3}
     assert counter.gave_up() == {"/instances": 1}
     assert "3 retries of /instances after ServerError" in counter.summary()
+
+
+async def test_a_cancelled_attempt_still_finishes_its_event(
+    local_server: Callable[..., Awaitable[LocalServer]],
+) -> None:
+    async def hang(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(10)
+        return web.json_response([])
+
+    server = await local_server(hang)
+    events: list[Any] = []
+    async with sr.StreamrunClient(API_KEY, base_url=server.url, hooks=[events.append]) as c:
+        call = asyncio.create_task(c.instances.list())
+        await until(lambda: bool(server.requests))
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+    started, finished = events
+    assert isinstance(finished, sr.RequestFinished)
+    assert (finished.call_id, finished.error) == (started.call_id, "CancelledError")
+
+
+async def test_views_made_by_with_options_share_the_hooks(mock_api: aioresponses) -> None:
+    mock_api.get(f"{API}/destinations", payload=[])
+    events: list[Any] = []
+    async with sr.StreamrunClient(API_KEY, hooks=[events.append]) as c:
+        await c.with_options(retry=sr.RetryPolicy.disabled()).destinations.list()
+    assert [type(e) for e in events] == [sr.RequestStarted, sr.RequestFinished]
