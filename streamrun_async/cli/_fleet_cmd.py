@@ -282,10 +282,9 @@ def _print_report(rt: Runtime, report: FleetReport, path: Path) -> None:
                 id=action.instance_id,
             )
         rt.show(rows, lambda view: view)
+    rt.note("planned: " + summary(plan))
     if not plan.has_changes:
         rt.note(f"nothing to change: the account already runs {path}")
-    else:
-        rt.note(summary(plan).replace(" to ", " planned to ", 1))
     for action, error in report.failed:
         what = f"{_VERBS[action.kind]} {action.name or action.configuration_id}"
         rt.error(f"{what}: {one_line(error)}")
