@@ -65,6 +65,7 @@ __all__ = [
     "Secrets",
     "Transport",
     "check_base_url",
+    "env_proxy",
     "next_page",
     "path_segment",
 ]
@@ -368,6 +369,29 @@ class _Connection:
         # Sessions of a loop that has ended, closed from the next loop.
         self.stale: list[aiohttp.ClientSession] = []
         self.closed = False
+        # The environment's proxy for the API's host, read when our session is made.
+        self.proxy: URL | None = None
+        self.proxy_headers: dict[str, str] | None = None
+
+
+def env_proxy(url: URL) -> tuple[URL | None, dict[str, str] | None]:
+    """The proxy ``HTTPS_PROXY`` / ``HTTP_PROXY`` name for ``url``, unless ``NO_PROXY`` spares it.
+
+    Read once per session rather than through aiohttp's ``trust_env``, which looks the proxy
+    and ``~/.netrc`` up in a thread on every request (and fails every request whose host has
+    netrc credentials, since the client sends its own ``Authorization``).
+    """
+    import urllib.request  # only when a session is made: most imports never need it
+
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme)
+    if not proxy or urllib.request.proxy_bypass(url.host or ""):
+        return None, None
+    parsed = URL(proxy if "://" in proxy else f"http://{proxy}")
+    auth = aiohttp.BasicAuth.from_url(parsed)
+    # The proxy's own credentials, from its URL, are for the proxy only.
+    headers = None if auth is None else {"Proxy-Authorization": auth.encode()}
+    return parsed.with_user(None), headers
 
 
 class Transport:
@@ -469,10 +493,10 @@ class Transport:
         if session is None:
             # Created on first use so that it binds to the loop that actually runs it.
             session = conn.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=conn.max_connections),
-                # Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as curl and requests do.
-                trust_env=True,
+                connector=aiohttp.TCPConnector(limit=conn.max_connections)
             )
+            # Proxies from HTTPS_PROXY / HTTP_PROXY / NO_PROXY, as curl and requests do.
+            conn.proxy, conn.proxy_headers = env_proxy(URL(self.base_url))
         elif session.closed:
             raise ClientClosedError("the aiohttp session passed to StreamrunClient is closed")
         return session
@@ -641,12 +665,17 @@ class Transport:
         extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
         session = self._session_for_use()
+        conn = self._conn
         headers = self._headers
         if extra_headers:
             # Hooks may add headers (trace context), never replace ours.
             headers = {**extra_headers, **headers}
         if body is not None:
             headers = {**headers, "Content-Type": "application/json"}
+        if conn.proxy_headers and url.scheme == "http":
+            # aiohttp sends proxy headers on the CONNECT of https only; plain http goes to
+            # the proxy as the request itself.
+            headers = {**headers, **conn.proxy_headers}
         path = url.path
         started = time.monotonic()
         garbled: str | None = None
@@ -661,6 +690,9 @@ class Transport:
                 allow_redirects=False,
                 # Statuses are ours to map, whatever the caller's session says.
                 raise_for_status=False,
+                # None with a caller's session: its own trust_env decides.
+                proxy=conn.proxy,
+                proxy_headers=conn.proxy_headers,
             ) as resp:
                 raw = await self._read_capped(resp, method, path)
                 status = resp.status

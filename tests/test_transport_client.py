@@ -86,14 +86,16 @@ def test_a_path_that_only_contains_the_prefix_is_allowed() -> None:
 # --- proxies and the connection limit ---------------------------------------------------------
 
 
-async def test_the_client_session_goes_through_the_proxy_of_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    seen: list[bytes] = []
+class Proxy:
+    """A forward proxy on loopback that answers every request itself and records its head."""
 
-    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        seen.append(head.split(b"\r\n", 1)[0])
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.heads.append(await reader.readuntil(b"\r\n\r\n"))
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
             b"Connection: close\r\n\r\n[]"
@@ -101,20 +103,92 @@ async def test_the_client_session_goes_through_the_proxy_of_the_environment(
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    try:
+    async def __aenter__(self) -> Proxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+async def test_the_client_session_goes_through_the_proxy_of_the_environment(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    async with Proxy() as proxy:
+        no_proxy_env.setenv("HTTP_PROXY", proxy.url.replace("127.0.0.1", "user:p%40ss@127.0.0.1"))
         async with sr.StreamrunClient(
             API_KEY, base_url="http://streamrun.test", allow_insecure=True
         ) as c:
             assert await c.destinations.list() == []
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert seen == [b"GET http://streamrun.test/api/v1/destinations HTTP/1.1"]
+            assert await c.instances.list() == []
+    lines = [head.split(b"\r\n") for head in proxy.heads]
+    assert [line[0] for line in lines] == [
+        b"GET http://streamrun.test/api/v1/destinations HTTP/1.1",
+        b"GET http://streamrun.test/api/v1/instances HTTP/1.1",
+    ]
+    # The proxy's own credentials, from its URL, go to the proxy.
+    assert b"Proxy-Authorization: Basic dXNlcjpwQHNz" in lines[0]
+
+
+async def test_https_goes_through_a_tunnel_whose_connect_carries_no_api_key(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    async with Proxy() as proxy:
+        no_proxy_env.setenv("HTTPS_PROXY", proxy.url.replace("127.0.0.1", "user:pw@127.0.0.1"))
+        async with sr.StreamrunClient(
+            API_KEY, base_url="https://streamrun.test", retry=sr.RetryPolicy.disabled()
+        ) as c:
+            # This proxy answers the CONNECT itself instead of opening a tunnel.
+            with pytest.raises(sr.APIError) as info:
+                await c.destinations.list()
+    assert API_KEY not in str(info.value)
+    (head,) = proxy.heads
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"CONNECT streamrun.test:443 HTTP/1.1"
+    assert b"Proxy-Authorization: Basic dXNlcjpwdw==" in lines
+    # The bearer key travels inside the tunnel only, never to the proxy.
+    assert API_KEY.encode() not in head
+
+
+async def test_no_proxy_spares_the_api_host(
+    no_proxy_env: pytest.MonkeyPatch, local_server: Server
+) -> None:
+    server = await local_server()
+    async with Proxy() as proxy:
+        no_proxy_env.setenv("HTTP_PROXY", proxy.url)
+        no_proxy_env.setenv("NO_PROXY", "localhost,127.0.0.1")
+        async with sr.StreamrunClient(API_KEY, base_url=server.url) as c:
+            assert await c.destinations.list() == []
+    assert proxy.heads == []
+    assert server.requests == [("GET", "/api/v1/destinations")]
+
+
+async def test_a_callers_session_keeps_its_own_proxy_settings(
+    no_proxy_env: pytest.MonkeyPatch, local_server: Server
+) -> None:
+    import aiohttp
+
+    server = await local_server()
+    async with Proxy() as proxy:
+        no_proxy_env.setenv("HTTP_PROXY", proxy.url)
+        async with (
+            aiohttp.ClientSession() as session,  # trust_env=False: no proxy
+            sr.StreamrunClient(API_KEY, base_url=server.url, session=session) as c,
+        ):
+            assert await c.destinations.list() == []
+    assert proxy.heads == []
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize(("limit", "peak"), [(2, 2), (None, 6)])
