@@ -1,4 +1,5 @@
-"""3. Fleet watch: one shared poller against a naive per-resource poller.
+"""3. Fleet watch: one shared poller against a naive per-resource poller; and the CPU of
+one poll of an unchanged 10,000-instance list against a raw GET + ``json.loads`` of it.
 
 The emulator (own process, real clock, unlimited capacity) gets a fleet: ``requests``
 launches of 10 instances each, spread over ``configurations`` configurations, booting in
@@ -9,7 +10,10 @@ be RUNNING:
 - SDK: one client, ``instances.wait_for_state(id, RUNNING, configuration_id=...)`` per
   instance and ``instance_requests.wait_until_running(request)`` per request, all fed by
   the client's shared poller at a fixed interval (``PollPolicy(min_interval=I,
-  max_interval=I)``).
+  max_interval=I)``) and its default budget of 5 calls per second, which it spends on
+  asking unproven requests themselves (request confirmation: the request resource is
+  the authority; the list settles a request only when it shows all of its instances
+  RUNNING).
 - naive: what boto3 waiters do, one task per waiter: GET the resource, check, sleep ``I``
   (``client.instances.get`` / ``client.instance_requests.get`` of a plain client).
 
@@ -25,17 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import aiohttp
+
 import streamrun_async as sr
+from streamrun_async.watch import ManualClock
 
 from ._emulator import EmulatorProcess
-from ._harness import Outcome, Row, Settings, median, percentile, ratio
+from ._harness import Outcome, Row, Settings, alternate_async, median, percentile, ratio
+from ._server import serve_static
 
 NAME = "3 fleet watch"
 PER_REQUEST = 10
+API_KEY = "bench-key"
 CALLS_TARGET = 0.01  # at least 100 times fewer calls
 LATENCY_TARGET = 1.0  # equal or better
 
@@ -55,8 +65,10 @@ class Fleet:
         return self.instances // PER_REQUEST
 
 
-FULL = Fleet(10_000, 500, 6.0, 6.0, 1.0, 100.0, 20.0)
-QUICK = Fleet(500, 25, 1.0, 1.0, 0.25, 100.0, 3.0)
+FULL = Fleet(10_000, 500, 6.0, 6.0, 1.0, 5.0, 20.0)
+QUICK = Fleet(500, 25, 1.0, 1.0, 0.25, 20.0, 3.0)
+POLL_CPU_TARGET = 1.3
+POLL_INSTANCES = 10_000
 
 
 @dataclass
@@ -99,9 +111,11 @@ async def _launch(
     async def one(number: int) -> sr.InstanceRequest:
         settings = [sr.InstanceSettings(name=f"{tag}-{number}-{k}") for k in range(PER_REQUEST)]
         async with slots:
-            return await client.configurations.launch(
+            launched = await client.configurations.launch(
                 cfg_ids[number % fleet.configurations], settings
             )
+        assert isinstance(launched, sr.InstanceRequest)  # the emulator names its requests
+        return launched
 
     return list(await asyncio.gather(*(one(n) for n in range(fleet.requests))))
 
@@ -243,6 +257,56 @@ def _details(label: str, runs: list[RunResult]) -> str:
     )
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _poll_cpu(base_url: str, settings: Settings) -> dict[str, list[float]]:
+    """CPU seconds of one poll of the unchanged list (a watch of the account keeps the
+    poller listing), against one raw GET + ``json.loads`` of the same body."""
+    polls = settings.pick(20, 5)
+    headers = {"Authorization": f"Bearer {API_KEY}", "Accept": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        sr.StreamrunClient(API_KEY, base_url=base_url) as client,
+    ):
+        poller = client._poller
+        clock = ManualClock()
+        poller.clock = clock  # ticks exactly when the benchmark moves this clock
+        watch = client.instances.watch()
+        first = asyncio.ensure_future(anext(watch))
+
+        async def one_poll() -> float:
+            listed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            remove = poller.add_snapshot_listener(lambda *_: _resolve(listed))
+            started = time.process_time()
+            await clock.advance(poller.policy.max_interval)
+            await listed
+            spent = time.process_time() - started
+            remove()
+            return spent / polls
+
+        async def sdk() -> float:
+            return sum([await one_poll() for _ in range(polls)])
+
+        async def raw() -> float:
+            spent = 0.0
+            for _ in range(polls):
+                started = time.process_time()
+                async with session.get(f"{base_url}/api/v1/instances", headers=headers) as r:
+                    json.loads(await r.read())
+                spent += time.process_time() - started
+            return spent / polls
+
+        await first  # the first poll built the store
+        while watch._buffer.pending:
+            await anext(watch)
+        results = await alternate_async({"sdk": sdk, "raw": raw}, runs=settings.runs)
+        await watch.aclose()
+    return results
+
+
 def run(settings: Settings) -> Outcome:
     fleet = settings.pick(FULL, QUICK)
     with EmulatorProcess(
@@ -253,6 +317,8 @@ def run(settings: Settings) -> Outcome:
     ) as emu:
         results = asyncio.run(_measure(emu, fleet, settings))
     sdk, naive = results["sdk"], results["naive"]
+    with serve_static(settings.pick(POLL_INSTANCES, 2_000)) as base_url:
+        cpu = asyncio.run(_poll_cpu(base_url, settings))
 
     def per_change(runs: list[RunResult]) -> float:
         return median([r.calls / max(1, r.changes) for r in runs])
@@ -289,6 +355,20 @@ def run(settings: Settings) -> Outcome:
                 r <= LATENCY_TARGET,
             )
         )
+    poll_sdk, poll_raw = median(cpu["sdk"]), median(cpu["raw"])
+    poll_ratio = ratio(poll_sdk, poll_raw)
+    outcome.rows.append(
+        Row(
+            NAME,
+            f"CPU of one poll of an unchanged {settings.pick(POLL_INSTANCES, 2_000):,}-instance "
+            "list, ms",
+            f"{poll_sdk * 1000:.1f}",
+            f"{poll_raw * 1000:.1f} (raw aiohttp GET + json.loads)",
+            poll_ratio,
+            f"≤ {POLL_CPU_TARGET:g}",
+            poll_ratio <= POLL_CPU_TARGET,
+        )
+    )
     for label, runs in (("SDK", sdk), ("naive", naive)):
         outcome.notes.append(_details(label, runs))
     outcome.notes.append(

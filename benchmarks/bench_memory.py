@@ -40,6 +40,11 @@ Measured = tuple[float, float, dict[str, int]]
 _Starter = Callable[[int], Coroutine[Any, Any, Measured]]
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 def _traced() -> int:
     return tracemalloc.get_traced_memory()[0]
 
@@ -69,7 +74,7 @@ async def _sdk_waiters(base_url: str, count: int) -> Measured:
         await client.instances.list()  # warm the session and connection up
         poller = client._poller
         first: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        remove = poller.add_snapshot_listener(lambda *_: first.done() or first.set_result(None))
+        remove = poller.add_snapshot_listener(lambda *_: _resolve(first))
         ids = [instance_json(i)["id"] for i in range(count)]
         gc.collect()
         start = _traced()

@@ -219,10 +219,9 @@ class Poller:
         """Register interest in a request; False when what is known answers it already
         (nothing is kept then)."""
         self.check_open()
-        cached = self.tracker.known(sub.request_id)
-        current = cached or known
-        if current is not None and sub.offer(current):
-            return False
+        for current in (known, self.tracker.known(sub.request_id)):
+            if current is not None and sub.offer(current):
+                return False
         entry = self.tracker.watch(sub.request_id, known, self.now())
         if known is not None:
             self.store.learn_request(sub.request_id, known.configuration_id)
