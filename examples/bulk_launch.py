@@ -23,10 +23,11 @@ EMULATOR_OPTIONS: dict[str, Any] = {"boot_time": 1.0, "boot_jitter": 2.0}
 
 
 @contextlib.asynccontextmanager
-async def connect(emulator: bool) -> AsyncIterator[sr.StreamrunClient]:
-    """A client of Streamrun (key from STREAMRUN_API_KEY), or of a local emulator."""
+async def connect(emulator: bool, base_url: str | None = None) -> AsyncIterator[sr.StreamrunClient]:
+    """A client of Streamrun (key from STREAMRUN_API_KEY; ``base_url`` defaults to
+    STREAMRUN_BASE_URL, else https://streamrun.com), or of an emulator in this process."""
     if not emulator:
-        async with sr.StreamrunClient() as client:
+        async with sr.StreamrunClient(base_url=base_url) as client:
             yield client
         return
     from streamrun_async.testing import Emulator
@@ -84,9 +85,11 @@ def print_event(event: sr.LaunchEvent) -> None:
     print(f"{event.kind.value:<11} {event.configuration_id}: {', '.join(event.names)}")
 
 
-async def run(emulator: bool, per_configuration: int, keep: bool) -> None:
+async def run(
+    emulator: bool, per_configuration: int, keep: bool, base_url: str | None = None
+) -> None:
     """The whole example, with its client."""
-    async with connect(emulator) as client:
+    async with connect(emulator, base_url) as client:
         report = await launch_fleet(client, per_configuration, on_progress=print_event)
         for name, item in report.launched.items():
             after = "-" if item.running_after is None else f"{item.running_after:.1f} s"
@@ -105,10 +108,13 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", action="store_true", help="run against a local emulator")
+    parser.add_argument(
+        "--base-url", help="the API's address (default: STREAMRUN_BASE_URL, else streamrun.com)"
+    )
     parser.add_argument("--per-configuration", type=int, default=3, help="instances each")
     parser.add_argument("--keep", action="store_true", help="leave the fleet running")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.emulator, args.per_configuration, args.keep))
+    asyncio.run(run(args.emulator, args.per_configuration, args.keep, args.base_url))
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ OVERLAY_ELEMENT = "htmloverlay-1"
 
 
 @contextlib.asynccontextmanager
-async def connect(emulator: bool) -> AsyncIterator[sr.StreamrunClient]:
-    """A client of Streamrun (key from STREAMRUN_API_KEY), or of a local emulator."""
+async def connect(emulator: bool, base_url: str | None = None) -> AsyncIterator[sr.StreamrunClient]:
+    """A client of Streamrun (key from STREAMRUN_API_KEY; ``base_url`` defaults to
+    STREAMRUN_BASE_URL, else https://streamrun.com), or of an emulator in this process."""
     if not emulator:
-        async with sr.StreamrunClient() as client:
+        async with sr.StreamrunClient(base_url=base_url) as client:
             yield client
         return
     from streamrun_async.testing import Emulator
@@ -54,15 +55,17 @@ async def go_live_once(
     if not with_overlay:
         raise LookupError(f"no configuration has an {OVERLAY_ELEMENT} element for the overlay")
     cfg = with_overlay[0]
-    log(f"launching {name!r} on {cfg.name} ({cfg.id})")
+    log(f"launching {name!r} on {cfg.name} ({cfg.id}), waiting until it runs")
 
     settings = sr.InstanceSettings(name=name, overrides={OVERLAY_ELEMENT: {"url": overlay_url}})
-    request = await client.configurations.launch(cfg.id, [settings])
-    log(f"instance request {request.id} is {request.state}; waiting until it runs")
-    # Every wait has a deadline; pass the request (not its id) to save a call.
-    request = await client.instance_requests.wait_until_running(request, timeout=timeout)
+    # launch_many launches each name exactly once and follows it whatever the launch
+    # answer names (a request, or only "accepted"); every wait has a deadline.
+    report = await client.launch_many({cfg.id: [settings]}, wait=True, timeout=timeout)
+    report.raise_for_failures()
+    item = report.launched[name]
+    log(f"{name} is {item.state}" + ("" if item.existing else " (launched just now)"))
 
-    # The launch answers with a request, not instances: find ours by its name.
+    # Instances are found by name: a launch answers with a request, not instances.
     instance = next(i for i in await client.configurations.list_instances(cfg.id) if i.name == name)
     await client.configurations.set_outputs(cfg.id, sr.Outputs.LIVE)
     instance = await client.instances.get(instance.id)
@@ -74,9 +77,9 @@ async def go_live_once(
     return instance
 
 
-async def run(emulator: bool, overlay_url: str) -> None:
+async def run(emulator: bool, overlay_url: str, base_url: str | None = None) -> None:
     """The whole example, with its client."""
-    async with connect(emulator) as client:
+    async with connect(emulator, base_url) as client:
         try:
             await go_live_once(client, overlay_url)
         except (sr.StreamrunError, LookupError) as error:
@@ -87,9 +90,12 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", action="store_true", help="run against a local emulator")
+    parser.add_argument(
+        "--base-url", help="the API's address (default: STREAMRUN_BASE_URL, else streamrun.com)"
+    )
     parser.add_argument("--overlay", default="https://example.com/overlay", help="overlay URL")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.emulator, args.overlay))
+    asyncio.run(run(args.emulator, args.overlay, args.base_url))
 
 
 if __name__ == "__main__":

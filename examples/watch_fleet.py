@@ -25,10 +25,11 @@ EMULATOR_OPTIONS: dict[str, Any] = {"boot_time": 1.0, "boot_jitter": 1.0}
 
 
 @contextlib.asynccontextmanager
-async def connect(emulator: bool) -> AsyncIterator[sr.StreamrunClient]:
-    """A client of Streamrun (key from STREAMRUN_API_KEY), or of a local emulator."""
+async def connect(emulator: bool, base_url: str | None = None) -> AsyncIterator[sr.StreamrunClient]:
+    """A client of Streamrun (key from STREAMRUN_API_KEY; ``base_url`` defaults to
+    STREAMRUN_BASE_URL, else https://streamrun.com), or of an emulator in this process."""
     if not emulator:
-        async with sr.StreamrunClient() as client:
+        async with sr.StreamrunClient(base_url=base_url) as client:
             yield client
         return
     from streamrun_async.testing import Emulator
@@ -84,16 +85,21 @@ async def traffic(client: sr.StreamrunClient, names: list[str]) -> None:
     """Something to watch: launch a few instances, wait for them, stop them again."""
     cfg = (await client.configurations.list())[0]
     settings = [sr.InstanceSettings(name=name) for name in names]
-    request = await client.configurations.launch(cfg.id, settings)
-    await client.instance_requests.wait_until_running(request, timeout=60)
+    report = await client.launch_many({cfg.id: settings}, wait=True, timeout=60)
+    report.raise_for_failures()
     await client.configurations.stop_instances(cfg.id)
 
 
-async def run(emulator: bool, token_file: Path | None, resume: str | None = None) -> None:
+async def run(
+    emulator: bool,
+    token_file: Path | None,
+    resume: str | None = None,
+    base_url: str | None = None,
+) -> None:
     """The whole example, with its client."""
     # A few bytes written after each change: small enough to write from the loop.
     save = token_file.write_text if token_file is not None else None
-    async with connect(emulator) as client:
+    async with connect(emulator, base_url) as client:
         if not emulator:
             await watch_fleet(client, lambda c: print(describe(c)), resume=resume, save_token=save)
             return
@@ -115,12 +121,15 @@ def main(argv: list[str] | None = None) -> None:
     """Parse the command line and run (Ctrl-C to stop watching)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", action="store_true", help="run against a local emulator")
+    parser.add_argument(
+        "--base-url", help="the API's address (default: STREAMRUN_BASE_URL, else streamrun.com)"
+    )
     parser.add_argument("--token-file", type=Path, help="resume from / save the watch token")
     args = parser.parse_args(argv)
     token_file: Path | None = args.token_file
     resume = token_file.read_text().strip() if token_file and token_file.exists() else None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args.emulator, token_file, resume))
+        asyncio.run(run(args.emulator, token_file, resume, args.base_url))
 
 
 if __name__ == "__main__":
