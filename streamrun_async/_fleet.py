@@ -27,7 +27,8 @@ seconds) and kept on :class:`FleetInstance`, but nothing enforces it yet.
 
 Planning only reads; applying launches through ``launch_many`` (exactly once per name),
 patches overrides that differ, sets outputs, and with ``prune=True`` stops what the owner
-no longer declares. A second apply of the same file finds nothing to change.
+no longer declares. A second apply of the same file finds nothing to change, except
+outputs against a server that does not report them (they are then set on every apply).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ _TOP_KEYS = ("owner", "hourly_rate", "configurations")
 _CONFIGURATION_KEYS = ("id", "name", "outputs", "instances")
 _INSTANCE_KEYS = ("name", "overrides", "ttl")
 
-Path_ = tuple[str | int, ...]
+KeyPath = tuple[str | int, ...]
+"""Where a value sits in a fleet file: ``("configurations", 0, "instances", 1, "name")``."""
 
 
 class FleetFileError(InvalidArgumentError):
@@ -166,13 +168,13 @@ class Fleet:
         data: Mapping[str, Any],
         *,
         source: str = "<fleet>",
-        lines: Callable[[Path_], int | None] | None = None,
+        lines: Callable[[KeyPath], int | None] | None = None,
     ) -> Fleet:
         """Build a fleet from parsed data, checking it as :meth:`from_file` does."""
         return _Reader(source, lines or (lambda _: None)).fleet(data)
 
 
-def _load_toml(text: str, where: str) -> tuple[dict[str, Any], Callable[[Path_], int | None]]:
+def _load_toml(text: str, where: str) -> tuple[dict[str, Any], Callable[[KeyPath], int | None]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -184,10 +186,10 @@ def _load_toml(text: str, where: str) -> tuple[dict[str, Any], Callable[[Path_],
     return data, _toml_lines(text)
 
 
-def _toml_lines(text: str) -> Callable[[Path_], int | None]:
+def _toml_lines(text: str) -> Callable[[KeyPath], int | None]:
     """Where each table and key of a fleet file starts (for error messages)."""
-    found: dict[Path_, int] = {}
-    section: Path_ = ()
+    found: dict[KeyPath, int] = {}
+    section: KeyPath = ()
     counters: dict[str, int] = {}
     key_line = re.compile(r"""\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
     for number, line in enumerate(text.splitlines(), start=1):
@@ -215,7 +217,13 @@ def _toml_lines(text: str) -> Callable[[Path_], int | None]:
             key = next(part for part in match.groups() if part)
             found.setdefault((*section, key), number)
 
-    def line_of(path: Path_) -> int | None:
+    return _line_finder(found)
+
+
+def _line_finder(found: Mapping[KeyPath, int]) -> Callable[[KeyPath], int | None]:
+    """The line of a key path, else of its nearest parent that has one."""
+
+    def line_of(path: KeyPath) -> int | None:
         for end in range(len(path), -1, -1):
             if path[:end] in found:
                 return found[path[:end]]
@@ -224,7 +232,7 @@ def _toml_lines(text: str) -> Callable[[Path_], int | None]:
     return line_of
 
 
-def _load_yaml(text: str, where: str) -> tuple[dict[str, Any], Callable[[Path_], int | None]]:
+def _load_yaml(text: str, where: str) -> tuple[dict[str, Any], Callable[[KeyPath], int | None]]:
     try:
         import yaml
     except ImportError:
@@ -245,9 +253,9 @@ def _load_yaml(text: str, where: str) -> tuple[dict[str, Any], Callable[[Path_],
             line=None if mark is None else mark.line + 1,
             key=None,
         ) from None
-    found: dict[Path_, int] = {}
+    found: dict[KeyPath, int] = {}
 
-    def visit(current: Any, path: Path_) -> None:
+    def visit(current: Any, path: KeyPath) -> None:
         found.setdefault(path, current.start_mark.line + 1)
         if isinstance(current, yaml.MappingNode):
             for key, value in current.value:
@@ -260,16 +268,10 @@ def _load_yaml(text: str, where: str) -> tuple[dict[str, Any], Callable[[Path_],
     if node is not None:
         visit(node, ())
 
-    def line_of(path: Path_) -> int | None:
-        for end in range(len(path), -1, -1):
-            if path[:end] in found:
-                return found[path[:end]]
-        return None
-
-    return (data if data is not None else {}), line_of
+    return (data if data is not None else {}), _line_finder(found)
 
 
-def _dotted(path: Path_) -> str:
+def _dotted(path: KeyPath) -> str:
     """``configurations[0].instances[1].name``."""
     text = ""
     for part in path:
@@ -280,16 +282,16 @@ def _dotted(path: Path_) -> str:
 class _Reader:
     """Checks parsed fleet data, naming the file, line and key of the first problem."""
 
-    def __init__(self, source: str, lines: Callable[[Path_], int | None]) -> None:
+    def __init__(self, source: str, lines: Callable[[KeyPath], int | None]) -> None:
         self.source = source
         self.lines = lines
 
-    def error(self, path: Path_, message: str) -> FleetFileError:
+    def error(self, path: KeyPath, message: str) -> FleetFileError:
         return FleetFileError(
             message, path=self.source, line=self.lines(path), key=_dotted(path) or None
         )
 
-    def table(self, value: object, path: Path_, allowed: Sequence[str]) -> Mapping[str, Any]:
+    def table(self, value: object, path: KeyPath, allowed: Sequence[str]) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
             raise self.error(path, f"must be a table, not {_type_name(value)}")
         for key in value:
@@ -299,14 +301,14 @@ class _Reader:
                 )
         return value
 
-    def text(self, value: object, path: Path_) -> str:
+    def text(self, value: object, path: KeyPath) -> str:
         if not isinstance(value, str):
             raise self.error(path, f"must be a string, not {_type_name(value)}")
         if not value.strip() or value != value.strip():
             raise self.error(path, "must be non-empty, without leading or trailing spaces")
         return value
 
-    def array(self, value: object, path: Path_) -> list[Any]:
+    def array(self, value: object, path: KeyPath) -> list[Any]:
         if not isinstance(value, list):
             raise self.error(path, f"must be an array of tables, not {_type_name(value)}")
         return value
@@ -324,12 +326,12 @@ class _Reader:
         ):
             raise self.error(("hourly_rate",), "must be a number >= 0 (dollars per hour)")
         configurations = []
-        names: dict[str, Path_] = {}
-        targets: dict[str, Path_] = {}
+        names: dict[str, KeyPath] = {}
+        targets: dict[str, KeyPath] = {}
         for index, item in enumerate(
             self.array(data.get("configurations", []), ("configurations",))
         ):
-            path: Path_ = ("configurations", index)
+            path: KeyPath = ("configurations", index)
             cfg = self.configuration(item, path, names)
             target = f"id:{cfg.id}" if cfg.id is not None else f"name:{cfg.name}"
             if target in targets:
@@ -347,7 +349,7 @@ class _Reader:
         )
 
     def configuration(
-        self, item: object, path: Path_, names: dict[str, Path_]
+        self, item: object, path: KeyPath, names: dict[str, KeyPath]
     ) -> FleetConfiguration:
         table = self.table(item, path, _CONFIGURATION_KEYS)
         if ("id" in table) == ("name" in table):
@@ -371,7 +373,7 @@ class _Reader:
             line=self.lines(path),
         )
 
-    def instance(self, entry: object, path: Path_, names: dict[str, Path_]) -> FleetInstance:
+    def instance(self, entry: object, path: KeyPath, names: dict[str, KeyPath]) -> FleetInstance:
         table = self.table(entry, path, _INSTANCE_KEYS)
         if "name" not in table:
             raise self.error(path, "name is required")
@@ -503,9 +505,14 @@ class FleetReport:
     launch: LaunchReport | None = None
 
     @property
+    def wait_error(self) -> BaseException | None:
+        """Why waiting for the launched instances ended early (``wait=True``), if it did."""
+        return None if self.launch is None else self.launch.wait_error
+
+    @property
     def ok(self) -> bool:
-        """True when nothing failed."""
-        return not self.failed
+        """True when nothing failed (waiting included)."""
+        return not self.failed and self.wait_error is None
 
     @property
     def changed(self) -> bool:
@@ -689,10 +696,6 @@ async def apply_fleet(
                     item = report.launch.launched.get(launched_name)
                     instance_id = None if item is None else item.instance_id
                     report.done.append(attrs.evolve(action, instance_id=instance_id))
-        if report.launch.wait_error is not None:
-            report.failed.append(
-                (FleetAction(FleetActionKind.LAUNCH, "-"), report.launch.wait_error)
-            )
     for action in plan.changes:
         try:
             if action.kind is FleetActionKind.UPDATE and action.instance_id is not None:

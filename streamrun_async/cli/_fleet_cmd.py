@@ -269,6 +269,7 @@ def _print_report(rt: Runtime, report: FleetReport, path: Path) -> None:
         out["failed"] = [
             {"action": a.kind.value, "name": a.name, "error": error} for a, error in report.failed
         ]
+        out["wait_error"] = report.wait_error
         rt.print_json(out)
     elif report.done:
         rows = Rows(("DONE", "CONFIGURATION", "NAME", "INSTANCE", "DETAIL"))
@@ -288,3 +289,5 @@ def _print_report(rt: Runtime, report: FleetReport, path: Path) -> None:
     for action, error in report.failed:
         what = f"{_VERBS[action.kind]} {action.name or action.configuration_id}"
         rt.error(f"{what}: {one_line(error)}")
+    if report.wait_error is not None:
+        rt.error(f"not every launched instance was RUNNING in time: {one_line(report.wait_error)}")
