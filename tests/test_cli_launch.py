@@ -21,6 +21,9 @@ from _cli_support import (
 )
 from click.testing import Result
 
+import streamrun_async as sr
+from streamrun_async.cli._app import left_behind
+
 __all__ = ["emu", "make_emulator", "retries_without_sleeping", "spawn", "streamrun"]
 
 
@@ -127,3 +130,36 @@ def test_timeout_in_a_real_process_names_what_bills_and_how_to_stop_it(
     assert stopping.process.returncode == 0, stop_err
     assert slow.state.count() == 0
     assert "QUEUED" in stdout
+
+
+def test_left_behind_names_ids_states_and_lagging_lists() -> None:
+    report = sr.LaunchReport()
+    for name in ("a", "b", "c", "old"):
+        status = sr.LaunchStatus.EXISTING if name == "old" else sr.LaunchStatus.LAUNCHED
+        report.items[name] = sr.LaunchItem(name, "cfg-1", existing=name == "old", status=status)
+    listed = [
+        sr.Instance(id="i-a0", state=sr.InstanceState.STOPPED, name="a"),  # an earlier "a"
+        sr.Instance(id="i-a", state=sr.InstanceState.RUNNING, name="a"),
+        sr.Instance(id="i-b", state=sr.InstanceState.STOPPED, name="b"),
+        sr.Instance(id="i-old", state=sr.InstanceState.RUNNING, name="old"),
+    ]
+    assert left_behind("cfg-1", report, listed) == [
+        "this command launched 3 instance(s) of cfg-1: a (i-a), b (i-b), c (id not yet known)",
+        "still QUEUED or RUNNING (RUNNING is billed per second): a RUNNING",
+        "stop just these: streamrun instances stop i-a",
+        "not listed yet (lists can lag behind a launch): c; check `streamrun instances list "
+        "--configuration cfg-1`, then `streamrun instances stop --configuration cfg-1 NAME...`",
+    ]
+    assert left_behind("cfg-1", sr.LaunchReport(), None) == ["nothing was launched"]
+
+
+def test_an_existing_name_with_other_overrides_is_kept_and_said(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    cfg = emu.configs[0]
+    ok(streamrun("launch", cfg, "--name", "k-1", "--override", "htmloverlay-1.url=https://a"))
+    again = ok(
+        streamrun("launch", cfg, "--name", "k-1", "--override", "htmloverlay-1.url=https://b")
+    )
+    assert "kept as they are, with other overrides than asked: k-1" in again.stderr
+    assert emu.state.instances[0].overrides == {"htmloverlay-1": {"url": "https://a"}}

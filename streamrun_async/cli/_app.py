@@ -334,13 +334,9 @@ def _launch_json(configuration_id: str, report: LaunchReport) -> dict[str, Any]:
     }
 
 
-def _stop_command(configuration_id: str, ids: Sequence[str], names: Sequence[str]) -> str:
-    """The command that stops exactly these instances (by id; by name when no id is known)."""
-    parts = ["streamrun", "instances", "stop", *ids]
-    if names:
-        parts = ["streamrun", "instances", "stop", "--configuration", configuration_id]
-        parts += [*ids, *names]
-    return " ".join(_quote(part) for part in parts)
+def _stop_command(ids: Sequence[str]) -> str:
+    """The command that stops exactly these instances."""
+    return " ".join(_quote(part) for part in ["streamrun", "instances", "stop", *ids])
 
 
 def _quote(word: str) -> str:
@@ -363,25 +359,28 @@ def left_behind(
     mine = [item for item in report.launched.values() if not item.existing]
     lines: list[str] = []
     if mine:
-        by_name = {inst.name: inst for inst in listed or [] if inst.name is not None}
+        by_name: dict[str, Instance] = {}
+        for inst in listed or []:
+            # A live instance of the name beats an ended one that is still listed.
+            if inst.name is not None and (
+                inst.name not in by_name or by_name[inst.name].state.is_terminal
+            ):
+                by_name[inst.name] = inst
         described: list[str] = []
-        alive_ids: list[str] = []
-        alive_names: list[str] = []
         alive: list[str] = []
+        alive_ids: list[str] = []
+        unlisted: list[str] = []
         for item in mine:
-            inst = by_name.get(item.name)
-            instance_id = inst.id if inst is not None else item.instance_id
-            state = inst.state if inst is not None else item.state
+            seen = by_name.get(item.name)
+            instance_id = seen.id if seen is not None else item.instance_id
+            state = seen.state if seen is not None else item.state
             described.append(f"{item.name} ({instance_id or 'id not yet known'})")
-            if listed is not None and inst is None and item.instance_id is None:
-                continue  # not listed: gone already, or the list lags; see the stop command
-            if state.is_terminal:
-                continue
-            alive.append(f"{item.name} {state}")
-            if instance_id:
-                alive_ids.append(instance_id)
-            else:
-                alive_names.append(item.name)
+            if seen is None and instance_id is None:
+                unlisted.append(item.name)
+            elif not state.is_terminal:
+                alive.append(f"{item.name} {state}")
+                if instance_id is not None:
+                    alive_ids.append(instance_id)
         lines.append(
             f"this command launched {len(mine)} instance(s) of {configuration_id}: "
             + ", ".join(described)
@@ -390,11 +389,15 @@ def left_behind(
             lines.append(
                 f"still QUEUED or RUNNING (RUNNING is billed per second): {', '.join(alive)}"
             )
+            lines.append("stop just these: " + _stop_command(alive_ids))
+        if unlisted:
             lines.append(
-                "stop just these: " + _stop_command(configuration_id, alive_ids, alive_names)
+                f"not listed yet (lists can lag behind a launch): {', '.join(unlisted)}; "
+                f"check `streamrun instances list --configuration {configuration_id}`, then "
+                f"`streamrun instances stop --configuration {configuration_id} NAME...`"
             )
-        else:
-            lines.append("none of them is listed as queued or running now")
+        if not alive and not unlisted:
+            lines.append("none of them is queued or running now")
     if report.unknown:
         lines.append(
             f"{len(report.unknown)} launch(es) may or may not have happened "
@@ -547,6 +550,12 @@ def _print_launch(
     existing = [item.name for item in report.launched.values() if item.existing]
     if existing:
         rt.note(f"already in {configuration_id}, not launched again: {', '.join(existing)}")
+    differ = report.kept_with_different_overrides
+    if differ:
+        rt.note(
+            f"kept as they are, with other overrides than asked: {', '.join(differ)} "
+            "(change them with `streamrun overrides set NAME ELEMENT.KEY=VALUE`)"
+        )
     errors: dict[int, tuple[BaseException, list[str]]] = {}
     for name, error in report.failed.items():
         errors.setdefault(id(error), (error, []))[1].append(name)
