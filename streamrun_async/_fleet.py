@@ -23,7 +23,10 @@ a lock: anyone who launches a name with that prefix makes it the owner's, and a 
 that does not echo names as sent makes ownership invisible (nothing is then pruned).
 
 **ttl** is read and checked (``"90s"``, ``"30m"``, ``"4h"``, ``"1h30m"``, ``"2d"``, or
-seconds) and kept on :class:`FleetInstance`, but nothing enforces it yet.
+seconds). With a guarded client (``StreamrunClient(guard=sr.Guard(owner=...))``) each
+launch's ttl becomes its lease, which the guard (or ``streamrun reap`` from cron) enforces;
+without a guard it is kept on :class:`FleetInstance` only (``report.ttl_enforced`` False).
+The ttl of an instance that already runs is not changed by a later apply.
 
 Planning only reads; applying launches through ``launch_many`` (exactly once per name),
 patches overrides that differ, sets outputs, and with ``prune=True`` stops what the owner
@@ -500,6 +503,8 @@ class FleetReport:
 
     plan: FleetPlan
     dry_run: bool = False
+    ttl_enforced: bool = False
+    """True when the launches' ttls became leases of the client's guard."""
     done: list[FleetAction] = attrs.Factory(list)
     failed: list[tuple[FleetAction, BaseException]] = attrs.Factory(list)
     launch: LaunchReport | None = None
@@ -665,7 +670,8 @@ async def apply_fleet(
 ) -> FleetReport:
     """Plan, then (unless ``dry_run``) launch, update, set outputs and prune, in that order."""
     plan = await plan_fleet(client, fleet, prune=prune, hourly_rate=hourly_rate)
-    report = FleetReport(plan=plan, dry_run=dry_run)
+    guarded = client.guard is not None
+    report = FleetReport(plan=plan, dry_run=dry_run, ttl_enforced=guarded)
     if dry_run or not plan.has_changes:
         return report
     launches: dict[str, list[FleetAction]] = {}
@@ -676,9 +682,15 @@ async def apply_fleet(
         from ._bulk import LaunchReport
 
         report.launch = LaunchReport()
+        ttls = {item.name: item.ttl for cfg in fleet.configurations for item in cfg.instances}
         settings = {
             cfg: [
-                InstanceSettings(name=fleet.launched_name(a.name or ""), overrides=dict(a.changes))
+                InstanceSettings(
+                    name=fleet.launched_name(a.name or ""),
+                    overrides=dict(a.changes),
+                    # Without a guard nothing could enforce it: launch_many would refuse it.
+                    ttl=ttls.get(a.name or "") if guarded else None,
+                )
                 for a in actions
             ]
             for cfg, actions in launches.items()

@@ -40,7 +40,7 @@ def test_diff_then_apply_then_apply_again(
     assert rows == ["launch", "launch", "set", "launch"]
     assert "3 to launch, 0 to update, 1 to set outputs, 0 to stop" in diff.stderr
     assert "$0.00 now, $1.17 after, at $0.39/instance-hour" in diff.stderr
-    assert "ttl is read and checked, but not enforced yet" in diff.stderr
+    assert "ttl is read and checked, but enforced only with --guard" in diff.stderr
     assert writes(emu) == 0
     dry = streamrun("apply", "-f", EXAMPLE, "--dry-run", "--hourly-rate", "1")
     assert dry.exit_code == CHANGES
@@ -127,3 +127,26 @@ def test_the_example_applies_in_a_real_process(
     assert "nothing to change" in stderr
     assert stdout == ""
     assert emu.state.count() == 3
+
+
+def test_apply_guard_writes_leases_for_ttls(
+    streamrun: Callable[..., Result], emu: EmulatorThread, tmp_path: Path
+) -> None:
+    import asyncio
+
+    import streamrun_async as sr
+
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    unguarded = streamrun("diff", "-f", EXAMPLE, env=env)
+    assert "enforced only with --guard" in unguarded.stderr
+    result = streamrun("apply", "-f", EXAMPLE, "--guard", env=env)
+    assert result.exit_code == CHANGES, result.output
+    assert "`streamrun reap --owner studio-a` from cron" in result.stderr
+    store = sr.SQLiteLeaseStore(tmp_path / "streamrun" / "leases.sqlite3")
+    leases = asyncio.run(store.leases("studio-a"))
+    assert sorted(lease.name or "" for lease in leases) == [
+        "studio-a/cam-1",
+        "studio-a/cam-2",
+        "studio-a/radio-1",
+    ]
+    assert [lease.name for lease in leases if lease.expires_at is not None] == ["studio-a/cam-1"]

@@ -314,3 +314,29 @@ def test_plan_and_report_types_are_exported() -> None:
     ):
         assert name in sr.__all__
         assert getattr(sr, name).__name__ == name
+
+
+async def test_ttls_become_leases_of_a_guarded_client(emu: Emulator, tmp_path: Path) -> None:
+    store = sr.SQLiteLeaseStore(tmp_path / "leases.sqlite3")
+    guard = sr.Guard(owner="studio-a", store=store)
+    fleet = sr.Fleet.from_file(EXAMPLE)
+    async with emu.client(guard=guard, poll=FAST_POLL) as guarded:
+        report = await guarded.apply(fleet)
+        assert report.ok
+        assert report.ttl_enforced
+        leases = await store.leases("studio-a")
+    by_name = {lease.name: lease for lease in leases}
+    cam1 = by_name["studio-a/cam-1"]
+    assert cam1.expires_at is not None
+    assert cam1.expires_at - cam1.created_at == pytest.approx(4 * 3600, abs=5)
+    # No ttl in the file, no deadline.
+    assert by_name["studio-a/radio-1"].expires_at is None
+
+
+async def test_without_a_guard_ttls_are_data_only(
+    emu: Emulator, client: sr.StreamrunClient
+) -> None:
+    report = await client.apply(sr.Fleet.from_file(EXAMPLE))
+    assert report.ok
+    assert not report.ttl_enforced
+    assert emu.state.count() == 3

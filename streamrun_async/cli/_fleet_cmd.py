@@ -152,9 +152,16 @@ def _plan_json(plan: FleetPlan) -> dict[str, Any]:
     }
 
 
-def _ttl_note(rt: Runtime, fleet: Fleet) -> None:
-    if any(item.ttl is not None for cfg in fleet.configurations for item in cfg.instances):
-        rt.note("note: ttl is read and checked, but not enforced yet (no guard runs it)")
+def _ttl_note(rt: Runtime, fleet: Fleet, guarded: bool) -> None:
+    if not any(item.ttl is not None for cfg in fleet.configurations for item in cfg.instances):
+        return
+    if guarded:
+        rt.note(
+            f"ttls are leases of owner {fleet.owner}: `streamrun reap --owner {fleet.owner}` "
+            "from cron stops what outlives them once this command has ended"
+        )
+    else:
+        rt.note("note: ttl is read and checked, but enforced only with --guard (leases)")
 
 
 def _show_plan(rt: Runtime, plan: FleetPlan, path: Path) -> None:
@@ -188,7 +195,7 @@ def _diff(rt: Runtime, fleet: Fleet, path: Path, prune: bool, hourly_rate: float
         return report.plan
 
     plan = call(rt, main)
-    _ttl_note(rt, fleet)
+    _ttl_note(rt, fleet, guarded=False)
     _show_plan(rt, plan, path)
     if plan.has_changes:
         raise click.exceptions.Exit(EXIT_CHANGES)
@@ -198,6 +205,13 @@ def _diff(rt: Runtime, fleet: Fleet, path: Path, prune: bool, hourly_rate: float
 @_fleet_options
 @click.option("--dry-run", is_flag=True, help="Only show the plan (as `diff`).")
 @click.option("--wait", is_flag=True, help="Wait until launched instances are RUNNING.")
+@click.option(
+    "--guard",
+    "guarded",
+    is_flag=True,
+    help="Launch through a guard of the file's owner: each ttl becomes a lease (local "
+    "SQLite store), enforced by `streamrun reap --owner OWNER`.",
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -214,6 +228,7 @@ def apply(
     hourly_rate: float | None,
     dry_run: bool,
     wait: bool,
+    guarded: bool,
     timeout: float,
 ) -> None:
     """Launch what FILE declares and is missing, update overrides, set outputs, prune.
@@ -244,8 +259,13 @@ def apply(
             )
         return report
 
-    report = call(rt, main)
-    _ttl_note(rt, fleet)
+    guard = None
+    if guarded:
+        from streamrun_async import Guard
+
+        guard = Guard(owner=fleet.owner)
+    report = call(rt, main, guard=guard)
+    _ttl_note(rt, fleet, guarded=report.ttl_enforced)
     _print_report(rt, report, path)
     if not report.ok:
         raise click.exceptions.Exit(1)

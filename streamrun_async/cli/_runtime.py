@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -29,6 +29,9 @@ from streamrun_async import (
     StreamrunClient,
     StreamrunError,
 )
+
+if TYPE_CHECKING:
+    from streamrun_async.guard import Guard
 
 from ._render import Rows, View, one_line, plain, rich_view, to_jsonable
 
@@ -106,8 +109,8 @@ class Runtime:
         if value:
             self.output = "json"
 
-    def client(self) -> StreamrunClient:
-        """A client from the global options. Make it inside the running loop."""
+    def client(self, guard: Guard | None = None) -> StreamrunClient:
+        """A client from the global options (and ``guard``). Make it inside the running loop."""
         interval = self.poll_interval
         poll = PollPolicy(
             min_interval=interval,
@@ -116,7 +119,7 @@ class Runtime:
             # The budget must leave room for a list and a request fetch in each tick.
             requests_per_second=max(5.0, 2.0 / interval),
         )
-        return StreamrunClient(api_key=self.api_key, base_url=self.base_url, poll=poll)
+        return StreamrunClient(api_key=self.api_key, base_url=self.base_url, poll=poll, guard=guard)
 
     # -- output -------------------------------------------------------------------
 
@@ -327,11 +330,16 @@ def install_global_options(
     visit(group, True)
 
 
-def call(rt: Runtime, action: Callable[[StreamrunClient], Awaitable[_T]]) -> _T:
+def call(
+    rt: Runtime,
+    action: Callable[[StreamrunClient], Awaitable[_T]],
+    *,
+    guard: Guard | None = None,
+) -> _T:
     """Run ``action`` with a client made from the global options, closed afterwards."""
 
     async def main() -> _T:
-        async with rt.client() as client:
+        async with rt.client(guard) as client:
             return await action(client)
 
     return rt.run(main)
