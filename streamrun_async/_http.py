@@ -558,13 +558,14 @@ class Transport:
         attempts = 0
         events = self.events
         # Without hooks no event is made: the happy path pays for one truth test.
-        call_id = events.next_id() if events else 0
-        route = route_of_path(url.path) if events else ""
+        observed = bool(events)
+        call_id = events.next_id() if observed else 0
+        route = route_of_path(url.path) if observed else ""
 
         async def attempt(seconds: float) -> Response:
             nonlocal attempts
             attempts += 1
-            if not events:
+            if not observed:
                 return await self._attempt(method, url, body, seconds, attempts, lenient, see_other)
             started = RequestStarted(call_id=call_id, method=method, route=route, attempt=attempts)
             return await events.attempt(
