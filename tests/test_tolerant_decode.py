@@ -590,6 +590,22 @@ def test_both_ways_of_building_agree() -> None:
             assert type(fast(body)) is type(slow(body)) is cls
 
 
+@attrs.frozen  # keeps its __weakref__ slot, so no plain class can become it
+class WeakReferable:
+    id: str
+    name: str | None = None
+    raw: Any = attrs.field(init=False, factory=dict, repr=False, eq=False)
+
+
+def test_a_model_no_plain_class_can_become_is_built_through_its_descriptors() -> None:
+    assert _converter._builder(WeakReferable) is None
+    assert _converter._builder(sr.Instance) is not None
+    data = {"id": "w", "name": "n", "extra": 1}
+    model = make_model_decoder(WeakReferable)(data)
+    assert model == WeakReferable(id="w", name="n")
+    assert model.raw is data
+
+
 @pytest.fixture
 def broken_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoders generated from now on whose stream key reader has a bug."""
