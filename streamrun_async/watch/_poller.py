@@ -93,6 +93,7 @@ class TickSummary:
     """One tick, as the loop knows it when the tick is over."""
 
     taken: float
+    duration: float  # from the list call's start to the end of the tick
     list_calls: int
     request_calls: int
     changes: int
@@ -434,6 +435,7 @@ class Poller:
         pacer.after_tick(changed=bool(diff) or bool(settled), backlog=backlog > 0 or unsettled)
         return TickSummary(
             taken=taken,
+            duration=self.now() - taken,
             list_calls=len(scopes),
             request_calls=granted,
             changes=len(diff.added) + len(diff.changed) + len(diff.removed) + len(settled),
@@ -478,6 +480,7 @@ class Poller:
             self._end_all(error)
         return TickSummary(
             taken=taken,
+            duration=now - taken,
             list_calls=calls,
             request_calls=0,
             changes=0,
