@@ -4,11 +4,12 @@ lag, drop names, normalise them, paginate or keep ended instances listed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
 import attrs
@@ -705,3 +706,43 @@ async def test_a_ttl_without_a_guard_is_refused_before_any_request(
     with pytest.raises(sr.InvalidArgumentError, match="guard"):
         await client.launch_many({cfg: [sr.InstanceSettings(name="a", ttl=60)]})
     assert emu.stats.total == 0
+
+
+class MemoryCoordinator(sr.Coordinator):
+    """A coordinator of one process, with a lease: what a user's own lock service looks like."""
+
+    def __init__(self, lease: float) -> None:
+        self.lease = lease
+        self.held: set[tuple[str, str]] = set()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, keys: Iterable[tuple[str, str]]) -> AsyncIterator[None]:
+        wanted = set(keys)
+        assert not wanted & self.held
+        self.held |= wanted
+        try:
+            yield
+        finally:
+            self.held -= wanted
+
+
+async def test_locked_work_stops_before_the_lease_could_expire(emu: Emulator) -> None:
+    # lease 6.5 s - 1 s attempt - 5 s margin: 0.5 s of locked work at most.
+    coordinator = MemoryCoordinator(lease=6.5)
+    cfg = emu.configuration_ids[0]
+    emu.faults.latency, emu.faults.latency_jitter = 0.8, 0.0
+    emu.faults.script(LAUNCH, [Fault.LATENCY])
+    plan = {cfg: [sr.InstanceSettings(name="slow-lock")]}
+    async with emu.client(timeout=1, coordinator=coordinator, poll=FAST) as client:
+        async with asyncio.timeout(5):
+            report = await client.launch_many(plan, settle=SETTLE)
+        item = report.items["slow-lock"]
+        assert item.status is S.UNKNOWN
+        assert isinstance(item.error, sr.LaunchTimeoutError)
+        assert "lease" in str(item.error)
+        assert coordinator.held == set()
+        # Uncoordinated, the same slow launch simply completes.
+        emu.faults.script(LAUNCH, [Fault.LATENCY])
+    async with emu.client(timeout=1, poll=FAST) as plain:
+        other = await plain.launch_many({cfg: [sr.InstanceSettings(name="b")]}, settle=SETTLE)
+    assert other.items["b"].status is S.LAUNCHED
