@@ -746,3 +746,34 @@ async def test_locked_work_stops_before_the_lease_could_expire(emu: Emulator) ->
     async with emu.client(timeout=1, poll=FAST) as plain:
         other = await plain.launch_many({cfg: [sr.InstanceSettings(name="b")]}, settle=SETTLE)
     assert other.items["b"].status is S.LAUNCHED
+
+
+async def test_instances_of_the_lost_request_count_as_found_whatever_their_names() -> None:
+    async with (
+        Emulator(
+            clock="virtual",
+            boot_time=5,
+            idle_timeout=None,
+            configurations=1,
+            dialect="lowercase_names",
+        ) as emu,
+        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+    ):
+        cfg = emu.configuration_ids[0]
+        emu.faults.script(LAUNCH, [Fault.DROP_AFTER])
+        # One POST for both: "cam-x" comes back as sent, "Cam-Y" lowercased.
+        plan = {cfg: [sr.InstanceSettings(name="cam-x"), sr.InstanceSettings(name="Cam-Y")]}
+        report = await run_with_clock(emu, client.launch_many(plan, settle=SETTLE))
+        assert report.ok, {n: i.reason for n, i in report.items.items()}
+        (request_id,) = {i.request_id for i in emu.state.instances}
+        assert {n: i.request_id for n, i in report.items.items()} == {
+            "cam-x": request_id,
+            "Cam-Y": request_id,
+        }
+        assert emu.stats.count(LAUNCH) == 1
+        # And the client now knows this configuration does not echo names as sent.
+        again = await run_with_clock(
+            emu, client.launch_many({cfg: [sr.InstanceSettings(name="New-One")]}, settle=SETTLE)
+        )
+        assert again.items["New-One"].status is S.UNKNOWN
+        assert "another name" in (again.items["New-One"].reason or "")
