@@ -375,14 +375,12 @@ async def test_warn_then_stop_on_breach_newest_first(h: Harness) -> None:
         await client.configurations.launch(h.cfg, cam("old"))
         await h.emu.advance(1)
         await client.configurations.launch(h.emu.configuration_ids[1], cam("new"))
-        names = {}
         for _ in range(40):
             await h.emu.advance(1)
             await guard.reap()  # one observation per second
-            names = {lease.instance_id: lease.name for lease in await client.leases.list()}
-            if not h.emu.state.count():
-                break
             await asyncio.sleep(0.01)  # the breach's stopping task
+            if not await client.leases.list():
+                break
         assert h.of(sr.BudgetWarning)
         [breach] = h.of(sr.BudgetBreached)
         assert breach.spent >= 60
@@ -390,7 +388,6 @@ async def test_warn_then_stop_on_breach_newest_first(h: Harness) -> None:
         stopped = [s.id for s in h.emu.state.stopped]
         assert stopped == list(breach.stopping)
         assert len(stopped) == 2
-        assert names == {}
         # Refused from now on, before any POST.
         with pytest.raises(sr.BudgetExceededError):
             await client.configurations.launch(h.cfg, cam("more"))
@@ -453,3 +450,45 @@ async def test_stop_unfinished_leaves_nothing_queued_or_starting(emu: Emulator) 
         assert small.state.count() == 1
         await small.advance(60)
         assert small.state.count("RUNNING") == 1  # nothing queued started later
+
+
+async def test_concurrent_launches_are_counted_one_after_another(h: Harness) -> None:
+    guard = h.guard(budget=sr.Budget(max_running=2))
+    async with h.client(guard) as client:
+        results = await asyncio.gather(
+            *(client.configurations.launch(h.cfg, cam(f"cam-{n}")) for n in range(3)),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, sr.BudgetExceededError)]
+        assert len(refused) == 1
+        assert h.launches == 2
+        assert len(await client.leases.list()) == 2
+
+
+def test_a_client_used_again_in_a_new_event_loop_guards_again(
+    make_store: Callable[[], sr.LeaseStore],
+) -> None:
+    emu = Emulator(clock="virtual", boot_time=1)
+    guard = sr.Guard("bot", store=make_store(), reap_interval=3600, clock=lambda: T0 + emu.now())
+    clients: list[sr.StreamrunClient] = []
+
+    async def first_run() -> None:
+        await emu.start()
+        clients.append(emu.client(guard=guard, retry=sr.RetryPolicy.for_testing()))
+        await clients[0].configurations.launch(emu.configuration_ids[0], cam(), ttl=30)
+        await emu.close()
+
+    async def second_run() -> None:
+        await emu.start()
+        await emu.advance(31)
+        # The first loop is gone, and its reaper task with it: this launch starts it again,
+        # and its first sweep stops the lease that expired in between.
+        [client] = clients
+        await client.configurations.launch(emu.configuration_ids[0], cam("cam-2"), ttl=30)
+        assert [s.at for s in emu.state.stopped] == [31.0]
+        assert [lease.name for lease in await client.leases.list()] == ["cam-2"]
+        await client.aclose()
+        await emu.close()
+
+    asyncio.run(first_run())
+    asyncio.run(second_run())

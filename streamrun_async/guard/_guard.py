@@ -50,6 +50,8 @@ __all__ = [
 _T = TypeVar("_T")
 _log = logging.getLogger("streamrun_async.guard")
 _DEFAULT_RATE = Budget().hourly_rate
+# Seconds aclose() lets a round or a budget stop under way finish before cancelling it.
+_CLOSE_GRACE = 5.0
 
 
 def _seconds(value: object, what: str) -> float:
@@ -189,6 +191,9 @@ class Guard:
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
         self._start_lock: asyncio.Lock | None = None
+        self._launch_lock: asyncio.Lock | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # budget stops under way
+        self._closing = False
         self._started = False
         self._warned = False
         self._breached = False
@@ -248,12 +253,12 @@ class Guard:
 
         Idempotent; a store that cannot be used raises here, before anything is sent.
         """
-        if self._started:
+        if self._running():
             return
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            if self._started:
+            if self._running():
                 return
             reaper = self._bound_reaper()
             await self.store.add_owner(self.owner)
@@ -271,12 +276,38 @@ class Guard:
                 self._run(reaper), name=f"streamrun-reaper-{self.owner}"
             )
 
+    def _running(self) -> bool:
+        """Started, and its loop task alive in this event loop (a client may outlive a loop)."""
+        task = self._task
+        if not self._started or task is None or task.done():
+            return False
+        if task.get_loop() is asyncio.get_running_loop():
+            return True
+        # The loop of the first run ended: start afresh in this one.
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        return False
+
     async def aclose(self) -> None:
-        """Stop the reaper loop (leases stay in the store for the next run or for cron)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        """Stop the reaper loop (leases stay in the store for the next run or for cron).
+
+        A round or budget stop under way may finish (up to a few seconds): a stop is not
+        abandoned between its DELETE and its confirming list.
+        """
+        self._closing = True
+        if self._wake is not None:
+            self._wake.set()
+        tasks = [*self._tasks, *([self._task] if self._task is not None else [])]
+        self._task = None
+        loop = asyncio.get_running_loop()
+        tasks = [task for task in tasks if task.get_loop() is loop and not task.done()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=_CLOSE_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._closing = False
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
@@ -285,13 +316,20 @@ class Guard:
 
     async def _run(self, reaper: Reaper) -> None:
         assert self._wake is not None
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.reap_interval)
             self._wake.clear()
+            if self._closing:
+                break
             try:
                 await self._round(reaper, self._fresh_observation())
             except StreamrunError as error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # A library turned our cancellation into an error of its own (redis-py
+                    # may, mid-connect): the loop must still end, or asyncio.run hangs.
+                    raise asyncio.CancelledError from error
                 _log.warning(
                     "guard: reaping round failed, retried in %gs: %s", self.reap_interval, error
                 )
@@ -382,9 +420,11 @@ class Guard:
                 )
             )
             if stopping:
-                asyncio.get_running_loop().create_task(
+                task = asyncio.get_running_loop().create_task(
                     self._stop_on_breach(stopping), name="streamrun-budget-stop"
                 )
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _stop_on_breach(self, leases: Sequence[Lease]) -> None:
         try:
@@ -443,6 +483,28 @@ class Guard:
         """
         wanted = self._ttls(instances, ttl)
         await self.start()
+        if self._launch_lock is None:
+            self._launch_lock = asyncio.Lock()
+        # Concurrent launches of this guard (launch_many) check the budget one at a time,
+        # each counting the leases the one before wrote. Only the POSTs run concurrently.
+        async with self._launch_lock:
+            leases = await self._write_leases(configuration_id, wanted)
+        try:
+            result = await send()
+        except APIError as error:
+            if not error.outcome_unknown:
+                await self._take_back(leases)
+            raise
+        except StreamrunError:
+            await self._take_back(leases)
+            raise
+        await self._record(leases, result)
+        return result
+
+    async def _write_leases(
+        self, configuration_id: str, wanted: list[tuple[str | None, float | None]]
+    ) -> list[Lease]:
+        """Check the budget and write the leases of one launch; returns them."""
         now = self.clock()
         current = await self.store.leases(self.owner)
         self._cache(current)
@@ -481,17 +543,7 @@ class Guard:
         await self.store.put(leases)
         for lease in leases:
             self._leases[lease.id] = lease
-        try:
-            result = await send()
-        except APIError as error:
-            if not error.outcome_unknown:
-                await self._take_back(leases)
-            raise
-        except StreamrunError:
-            await self._take_back(leases)
-            raise
-        await self._record(leases, result)
-        return result
+        return leases
 
     async def _take_back(self, leases: Sequence[Lease]) -> None:
         self._forget_cached(leases)

@@ -78,13 +78,21 @@ class ReapPlan:
     unmatched: tuple[Lease, ...] = ()
 
 
-def _match(lease: Lease, observation: Observation, claimed: set[str]) -> Instance | None:
+def _by_configuration(observation: Observation) -> dict[str | None, list[Instance]]:
+    index: dict[str | None, list[Instance]] = {}
+    for inst in observation.instances.values():
+        index.setdefault(observation.configuration_of(inst), []).append(inst)
+    return index
+
+
+def _match(
+    lease: Lease, index: Mapping[str | None, list[Instance]], claimed: set[str]
+) -> Instance | None:
     """The one listed instance this unbound lease launched, if exactly one fits."""
     candidates = [
         inst
-        for inst in observation.instances.values()
+        for inst in (*index.get(lease.configuration_id, ()), *index.get(None, ()))
         if inst.id not in claimed
-        and observation.configuration_of(inst) in (None, lease.configuration_id)
     ]
     if lease.request_id is not None and any(inst.request_id for inst in candidates):
         # The list carries request ids: only this request's instances can be the lease's.
@@ -106,11 +114,14 @@ def plan_reap(
     gone: list[Lease] = []
     stopping: list[Lease] = []
     unmatched: list[Lease] = []
+    index: dict[str | None, list[Instance]] | None = None  # built only if a lease needs it
     for lease in leases:
         if not observation.covers(lease.configuration_id):
             continue
         if lease.instance_id is None:
-            found = _match(lease, observation, claimed)
+            if index is None:
+                index = _by_configuration(observation)
+            found = _match(lease, index, claimed)
             if found is None:
                 if lease.expired(now):
                     unmatched.append(lease)

@@ -287,7 +287,6 @@ class RedisLeaseStore(LeaseStore):
             ) from None
         self._url = url
         self._prefix = prefix
-        self._redis: Redis | None = None
 
     def __repr__(self) -> str:
         return f"<RedisLeaseStore {self.location!r}>"
@@ -297,21 +296,19 @@ class RedisLeaseStore(LeaseStore):
         """The Redis URL, its password masked."""
         return _redacted(self._url)
 
-    def _client(self) -> Redis:
-        if self._redis is None:
-            from redis.asyncio import Redis
-
-            self._redis = Redis.from_url(self._url)
-        return self._redis
-
     def _key(self, *parts: str) -> str:
         return ":".join((self._prefix, *parts))
 
     async def _call(self, work: Callable[[Redis], Any]) -> Any:
+        from redis.asyncio import Redis
         from redis.exceptions import RedisError
 
+        # A connection per call: the store is used a few times per launch and per reaping
+        # round, and a pool kept between calls would belong to one event loop (a client
+        # used again under a second asyncio.run would inherit dead connections).
         try:
-            return await work(self._client())
+            async with Redis.from_url(self._url) as redis:
+                return await work(redis)
         except RedisError as exc:
             raise LeaseStoreError(
                 f"the lease store {self.location!r} cannot be used: {exc}", path=self.location
@@ -381,9 +378,3 @@ class RedisLeaseStore(LeaseStore):
     async def add_owner(self, owner: str) -> None:
         """Record the owner (idempotent)."""
         await self._call(lambda redis: redis.sadd(self._key("owners"), owner))
-
-    async def aclose(self) -> None:
-        """Close the connection pool (reopened on next use)."""
-        redis, self._redis = self._redis, None
-        if redis is not None:
-            await redis.aclose()
