@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
@@ -23,6 +24,8 @@ from .watch import GetRequest, ListInstances, Poller, PollPolicy
 if TYPE_CHECKING:
     from ._bulk import BulkLaunch, LaunchEvent, LaunchReport, OnExisting, Plan
     from ._coordinator import Coordinator
+    from ._fleet import Fleet, FleetReport
+    from .guard import Guard, Leases, Spend
 
 __all__ = ["DEFAULT_BASE_URL", "StreamrunClient"]
 
@@ -139,7 +142,8 @@ class StreamrunClient:
     waits, bulk launch steps); see the README's "Observing" section. ``coordinator``: a
     :class:`FileCoordinator` or :class:`RedisCoordinator` that makes ``launch_many``
     exactly-once across processes (one host, or many); without it, across this client's
-    calls only.
+    calls only. ``guard``: a :class:`Guard` that writes a lease before every launch, stops
+    what outlives its lease and enforces a :class:`Budget` (README: "Guardrails").
 
     A client belongs to one event loop at a time: used again after its loop ended (a
     second ``asyncio.run``) it opens a new session; used from a second loop while the
@@ -160,6 +164,7 @@ class StreamrunClient:
         hooks: Iterable[Hook] | None = None,
         max_connections: int | None = None,
         coordinator: Coordinator | None = None,
+        guard: Guard | None = None,
     ) -> None:
         key = _check_api_key(api_key)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
@@ -194,6 +199,18 @@ class StreamrunClient:
                 raise InvalidArgumentTypeError("coordinator must be a Coordinator")
         # launch_many's lock beyond this client (None: this client's calls only).
         self._coordinator = coordinator
+        if guard is not None:
+            from .guard import Guard
+
+            if not isinstance(guard, Guard):
+                raise InvalidArgumentTypeError("guard must be a Guard")
+            guard._attach(
+                self,
+                emit=self._events.emit,
+                add_snapshot_listener=lambda listener: self._poller.add_snapshot_listener(listener),
+            )
+        # Leases before every launch, their reaper and the budget (issue 14); None: unguarded.
+        self._guard = guard
 
     def __repr__(self) -> str:
         state = " closed" if self.closed else ""
@@ -228,12 +245,11 @@ class StreamrunClient:
             raise InvalidArgumentTypeError("retry must be a RetryPolicy")
         seconds = None if timeout is None else _check_timeout(timeout)
         root = self._root
-        view = object.__new__(StreamrunClient)
-        view._poll_policy = self._poll_policy
-        view._events = self._events
+        view = copy.copy(self)
+        # Namespaces are bound to a transport: the view builds its own, on first use.
+        for name in _BOUND_TO_TRANSPORT:
+            view.__dict__.pop(name, None)
         view._transport = self._transport.with_options(retry=retry, timeout=seconds)
-        view._root = root
-        view._events = self._events
         # Waits through a view join the one poller of the client it came from.
         view.__dict__["_poller"] = root._poller
         return view
@@ -246,7 +262,29 @@ class StreamrunClient:
     @cached_property
     def configurations(self) -> Configurations:
         """Configurations: list, get, launch, and their instances."""
-        return Configurations(self._transport, self._poller)
+        namespace = Configurations(self._transport, self._poller)
+        namespace._guard = self._root._guard
+        return namespace
+
+    @property
+    def guard(self) -> Guard | None:
+        """The guard of this client's launches, if it has one."""
+        return self._root._guard
+
+    @property
+    def leases(self) -> Leases:
+        """The guard's leases: list, extend, release (``InvalidArgumentError`` unguarded)."""
+        return self._guarded().leases
+
+    def spend(self) -> Spend:
+        """RUNNING time and cost of the guard owner's instances seen so far, per configuration."""
+        return self._guarded().spend()
+
+    def _guarded(self) -> Guard:
+        guard = self._root._guard
+        if guard is None:
+            raise InvalidArgumentError("this client has no guard: StreamrunClient(guard=...)")
+        return guard
 
     @cached_property
     def instance_requests(self) -> InstanceRequests:
@@ -267,7 +305,7 @@ class StreamrunClient:
     def _poller(self) -> Poller:
         polling = self._transport.with_options(retry=_POLL_RETRY)
         list_instances, get_request = _poll_fetchers(polling)
-        return Poller(self._poll_policy, list_instances, get_request)
+        return Poller(self._poll_policy, list_instances, get_request, events=self._events)
 
     def _bulk(
         self,
@@ -302,6 +340,7 @@ class StreamrunClient:
         on_existing: OnExisting = "keep",
         dedupe: bool = False,
         settle: float = 2.0,
+        ttl: float | timedelta | None = None,
         on_progress: Callable[[LaunchEvent], Any] | None = None,
         report: LaunchReport | None = None,
     ) -> LaunchReport:
@@ -325,7 +364,8 @@ class StreamrunClient:
         (then :class:`LaunchError`, before any waiting). ``wait=True`` waits for every
         request to run, through the shared poller. ``timeout`` bounds the whole call,
         launching and waiting (``None``: no deadline). ``rollback=True`` stops what this
-        call launched if it fails or is cancelled. Pass ``report=`` to keep the outcome
+        call launched if it fails or is cancelled. ``ttl`` (guarded clients): passed to
+        every launch (see ``configurations.launch``). Pass ``report=`` to keep the outcome
         even when the call is cancelled.
         """
         bulk = self._bulk(
@@ -339,6 +379,7 @@ class StreamrunClient:
             on_existing=on_existing,
             dedupe=dedupe,
             settle=settle,
+            ttl=ttl,
         )
         return await bulk.run(wait=wait, timeout=_check_launch_timeout(timeout))
 
@@ -355,6 +396,7 @@ class StreamrunClient:
         on_existing: OnExisting = "keep",
         dedupe: bool = False,
         settle: float = 2.0,
+        ttl: float | timedelta | None = None,
         report: LaunchReport | None = None,
     ) -> AsyncIterator[LaunchEvent]:
         """``launch_many`` as an async iterator of :class:`LaunchEvent`, for progress UIs.
@@ -375,8 +417,38 @@ class StreamrunClient:
             on_existing=on_existing,
             dedupe=dedupe,
             settle=settle,
+            ttl=ttl,
         )
         return iterate_launch(bulk, wait=wait, timeout=_check_launch_timeout(timeout))
+
+    async def apply(
+        self,
+        fleet: Fleet,
+        *,
+        prune: bool = False,
+        dry_run: bool = False,
+        hourly_rate: float | None = None,
+        wait: bool = False,
+        timeout: float | None = 900.0,
+    ) -> FleetReport:
+        """Make the account run ``fleet`` (see :class:`Fleet`); returns the plan and report.
+
+        Launches what is declared and missing (through ``launch_many``), patches declared
+        overrides that differ, sets outputs, and with ``prune=True`` stops the owner's
+        instances the fleet no longer declares. ``dry_run=True`` only plans
+        (``report.plan``). Applying the same fleet again changes nothing.
+        """
+        from ._fleet import apply_fleet
+
+        return await apply_fleet(
+            self,
+            fleet,
+            prune=prune,
+            dry_run=dry_run,
+            hourly_rate=hourly_rate,
+            wait=wait,
+            timeout=timeout,
+        )
 
     async def aclose(self) -> None:
         """Close the client (and its own session; never a session you passed in).
@@ -385,12 +457,17 @@ class StreamrunClient:
         """
         if self._root is not self:
             return  # a view: the client it came from owns the session and the poller
+        if self._guard is not None:
+            await self._guard.aclose()
         # Closed even if never used, so that a later wait fails at once instead of polling.
         await self._poller.close()
         await self._transport.aclose()
         await self._events.aclose()
 
     async def __aenter__(self) -> Self:
+        if self.guard is not None:
+            # Sweeps what earlier runs of the owner left expired; a bad store fails here.
+            await self.guard.start()
         return self
 
     async def __aexit__(
@@ -400,3 +477,11 @@ class StreamrunClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+# What with_options must not share: everything cached per client but the poller.
+_BOUND_TO_TRANSPORT = tuple(
+    name
+    for name, value in vars(StreamrunClient).items()
+    if isinstance(value, cached_property) and name != "_poller"
+)

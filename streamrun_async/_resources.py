@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from yarl import URL
@@ -27,6 +28,9 @@ from ._models import (
     check_overrides,
 )
 from .watch import InstanceWatch, Poller, RequestWatch, wait_for_instance, wait_for_request
+
+if TYPE_CHECKING:
+    from .guard import Guard
 
 __all__ = [
     "AcceptedLaunch",
@@ -182,8 +186,15 @@ class Configurations(_Resource):
         response = await self._call("GET", ["configurations", segment])
         return response.object(Configuration, "configuration")
 
+    # Set by a guarded client on its namespace (issue 14): every launch then holds leases.
+    _guard: Guard | None = None
+
     async def launch(
-        self, configuration_id: str, instances: Sequence[InstanceSettings] | None = None
+        self,
+        configuration_id: str,
+        instances: Sequence[InstanceSettings] | None = None,
+        *,
+        ttl: float | timedelta | None = None,
     ) -> InstanceRequest | AcceptedLaunch:
         """Launch instances of a configuration in one POST; returns the instance request.
 
@@ -196,9 +207,33 @@ class Configurations(_Resource):
         :class:`RetryPolicy`); otherwise the error's ``outcome_unknown`` is true: list the
         configuration's instances before launching again (``launch_many`` does this for
         you).
+
+        ``ttl`` (guarded clients only): seconds, or a timedelta, until the guard's reaper
+        stops these instances; ``InstanceSettings.ttl`` overrides it per instance. The
+        guard writes the leases before the POST, and refuses the launch if it cannot.
         """
         segment = path_segment(configuration_id, "configuration_id")
         body = None if instances is None else launch_body(instances)
+        if self._guard is None:
+            if ttl is not None or any(item.ttl is not None for item in instances or ()):
+                raise InvalidArgumentError(
+                    "ttl needs a guarded client: StreamrunClient(guard=sr.Guard(owner=...))"
+                )
+            return await self._send_launch(configuration_id, segment, instances, body)
+        return await self._guard.launch(
+            configuration_id,
+            instances,
+            ttl,
+            lambda: self._send_launch(configuration_id, segment, instances, body),
+        )
+
+    async def _send_launch(
+        self,
+        configuration_id: str,
+        segment: str,
+        instances: Sequence[InstanceSettings] | None,
+        body: dict[str, Any] | None,
+    ) -> InstanceRequest | AcceptedLaunch:
         response = await self._transport.request(
             "POST",
             ["configurations", segment, "instances"],
