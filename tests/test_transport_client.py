@@ -470,3 +470,18 @@ async def test_a_launch_that_never_connected_within_the_budget_keeps_the_real_er
             await c.configurations.launch("cfg-1")
     assert "could not connect" in str(info.value)
     assert info.value.outcome_unknown is False
+
+
+async def test_a_transport_view_shares_session_secrets_and_lifetime(
+    mock_api: aioresponses,
+) -> None:
+    mock_api.get(f"{API}/destinations", payload=[], repeat=True)
+    async with sr.StreamrunClient(API_KEY) as c:
+        transport = c._transport
+        view = transport.with_options(retry=sr.RetryPolicy.disabled())
+        assert (view.retry, view.timeout) == (sr.RetryPolicy.disabled(), transport.timeout)
+        assert transport.retry == sr.RetryPolicy()
+        await view.request("GET", ["destinations"])
+        assert view._session is transport._session is not None
+        assert view.secrets is transport.secrets
+    assert view.closed
