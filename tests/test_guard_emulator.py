@@ -492,3 +492,28 @@ def test_a_client_used_again_in_a_new_event_loop_guards_again(
 
     asyncio.run(first_run())
     asyncio.run(second_run())
+
+
+async def test_launch_many_writes_a_lease_per_name_and_they_are_reaped(h: Harness) -> None:
+    guard = h.guard(budget=sr.Budget(max_running=5))
+    async with h.client(guard) as client:
+        plan = {
+            h.cfg: [sr.InstanceSettings(name=f"cam-{n}") for n in range(3)],
+            h.emu.configuration_ids[1]: [sr.InstanceSettings(name="long", ttl=120)],
+        }
+        report = await client.launch_many(plan, ttl=30, settle=0.01)
+        assert report.ok
+        deadlines = {lease.name: lease.expires_at for lease in await client.leases.list()}
+        assert deadlines == {"cam-0": T0 + 30, "cam-1": T0 + 30, "cam-2": T0 + 30, "long": T0 + 120}
+        posts = h.launches
+        refused = await client.launch_many({h.cfg: cam("a") + cam("b")}, settle=0.01)
+        assert set(refused.failed) == {"a", "b"}
+        assert all(isinstance(e, sr.BudgetExceededError) for e in refused.failed.values())
+        assert h.launches == posts
+        await h.emu.advance(30)
+        assert sorted(lease.name or "" for lease in (await guard.reap()).stopped) == [
+            "cam-0",
+            "cam-1",
+            "cam-2",
+        ]
+        assert h.emu.state.count() == 1
