@@ -163,6 +163,25 @@ async def test_instance_waits_and_watches_in_every_dialect(dialect: Dialect) -> 
         await watch.aclose()
 
 
+@pytest.mark.parametrize("preset", ["paginated_link", "paginated_field", "paginated_cursor"])
+async def test_lists_of_many_pages_are_read_whole(preset: str) -> None:
+    async with (
+        Emulator(clock="virtual", boot_time=5, configurations=1, dialect=preset) as emu,
+        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+    ):
+        names = [f"n{n}" for n in range(7)]
+        await client.configurations.launch(emu.configuration_ids[0], settings(*names))
+        async with client.instances.watch() as watch:
+            added = [await soon(anext(watch)) for _ in names]
+            waits = [client.instances.wait_for_state(c.instance.id) for c in added]
+            await emu.advance(5)
+            assert {i.state for i in await soon(asyncio.gather(*waits))} == {S.RUNNING}
+            await lists(client._poller, 3)
+            kinds = {c.kind for c in watch._buffer.pending.values()}
+        assert {c.kind for c in added} == {sr.ChangeKind.ADDED}
+        assert sr.ChangeKind.REMOVED not in kinds
+
+
 # -- what the server says is what a wait reports (issue items 1-3) ---------------------------
 
 
