@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -517,3 +517,29 @@ async def test_launch_many_writes_a_lease_per_name_and_they_are_reaped(h: Harnes
             "cam-2",
         ]
         assert h.emu.state.count() == 1
+
+
+async def test_a_store_failing_after_the_post_keeps_the_launch_and_says_so(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    class FailsSecondWrite(sr.SQLiteLeaseStore):
+        writes = 0
+
+        async def put(self, leases: Sequence[sr.Lease]) -> None:
+            self.writes += 1
+            if self.writes == 2:
+                raise sr.LeaseStoreError("disk full", path=self.location)
+            await super().put(leases)
+
+    events: list[Any] = []
+    store = FailsSecondWrite(tmp_path / "leases.sqlite3")
+    guard = sr.Guard("bot", store=store, reap_interval=3600, clock=lambda: T0 + emu.now())
+    async with emu.client(guard=guard, hooks=[events.append]) as client:
+        request = await client.configurations.launch(emu.configuration_ids[0], cam(), ttl=30)
+        assert request.id  # the launch happened: its answer is not lost to the store
+        [failed] = [e for e in events if isinstance(e, sr.LeaseWriteFailed)]
+        assert "disk full" in failed.error
+        [held] = await client.leases.list()
+        assert held.request_id is None  # the lease by name stays, and still expires
+        await emu.advance(30)
+        assert len((await guard.reap()).stopped) == 1
