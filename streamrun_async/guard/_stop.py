@@ -8,7 +8,7 @@ requests that is not RUNNING, then lists again until none of them is left (or ra
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 import attrs
@@ -20,7 +20,7 @@ from ._errors import StopNotConfirmedError
 if TYPE_CHECKING:
     from .._client import StreamrunClient
 
-__all__ = ["StopReport", "stop_unfinished"]
+__all__ = ["StopReport", "stop_requests", "stop_unfinished"]
 
 _log = logging.getLogger("streamrun_async.guard")
 
@@ -69,17 +69,38 @@ async def stop_unfinished(
     ``keep_running=False`` stops the RUNNING ones too. A stop that a later list still
     shows is retried up to ``attempts`` times, then ``StopNotConfirmedError`` is raised.
     """
+    return await stop_requests(
+        client.instances.list,
+        client.instances.stop,
+        client.instance_requests.get,
+        requests,
+        keep_running=keep_running,
+        attempts=attempts,
+    )
+
+
+async def stop_requests(
+    list_instances: Callable[[], Awaitable[list[Instance]]],
+    stop_instance: Callable[[str], Awaitable[object]],
+    get_request: Callable[[str], Awaitable[InstanceRequest]],
+    requests: Iterable[str | InstanceRequest],
+    *,
+    keep_running: bool = True,
+    attempts: int = 3,
+) -> StopReport:
+    """:func:`stop_unfinished` on the three calls it needs (for the resource namespaces,
+    which hold no client)."""
     members: dict[str, set[str]] = {}
     for item in requests:
         request_id = item.id if isinstance(item, InstanceRequest) else item
         known = set(item.instance_ids) if isinstance(item, InstanceRequest) else set()
         try:
-            known |= set((await client.instance_requests.get(request_id)).instance_ids)
+            known |= set((await get_request(request_id)).instance_ids)
         except StreamrunError as error:
             # The list below may still name its instances through their requestId.
             _log.warning("stop_unfinished: cannot read request %s: %s", request_id, error)
         members[request_id] = known
-    listed = {inst.id: inst for inst in await client.instances.list()}
+    listed = {inst.id: inst for inst in await list_instances()}
     for inst in listed.values():
         if inst.request_id in members:
             members[inst.request_id].add(inst.id)
@@ -93,12 +114,12 @@ async def stop_unfinished(
     for _ in range(max(1, attempts)):
         for instance_id in remaining:
             try:
-                await client.instances.stop(instance_id)
+                await stop_instance(instance_id)
             except NotFoundError:
                 pass  # already gone
             except StreamrunError as error:
                 _log.warning("stop_unfinished: stopping %s failed: %s", instance_id, error)
-        listed = {inst.id: inst for inst in await client.instances.list()}
+        listed = {inst.id: inst for inst in await list_instances()}
         remaining = [i for i in remaining if i in listed and listed[i].state.can_become_running]
         if not remaining:
             return StopReport(stopped=tuple(targets), kept=kept, unresolved=unresolved)
