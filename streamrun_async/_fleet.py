@@ -592,7 +592,10 @@ async def plan_fleet(
     leftovers: list[Instance] = []
     for cfg_id, cfg in zip(ids, fleet.configurations, strict=True):
         live = [
-            i for i in await client.configurations.list_instances(cfg_id) if not i.state.is_terminal
+            # STOPPING or ended: it will never run again, so its name is free.
+            i
+            for i in await client.configurations.list_instances(cfg_id)
+            if i.state.can_become_running
         ]
         seen.update(inst.id for inst in live)
         by_name: dict[str, Instance] = {}
@@ -637,7 +640,7 @@ async def plan_fleet(
     # Owned instances in configurations the file no longer names.
     everywhere = await client.instances.list()
     for inst in everywhere:
-        if inst.id in seen or not fleet.owns(inst.name) or inst.state.is_terminal:
+        if inst.id in seen or not fleet.owns(inst.name) or not inst.state.can_become_running:
             continue
         if inst.configuration_id is not None and inst.configuration_id in ids:
             continue

@@ -308,7 +308,7 @@ def test_instances_stop_reports_each(streamrun: Callable[..., Result], emu: Emul
     assert out["stopped"] == [{"id": b, "name": "s-2"}]
     assert out["already_gone"] == ["inst-nope", a]
     assert out["failed"] == []
-    assert "inst-nope: already gone (nothing to stop)" in result.stderr
+    assert "inst-nope: already gone, nothing to stop (no instance has this id" in result.stderr
     assert emu.state.count() == 0
     usage_error(streamrun("instances", "stop"), "Missing argument")
 
@@ -346,7 +346,7 @@ def test_stop_all_yes_and_nothing_to_stop(
         "scope": "the account",
         "sent": True,
         "listed_before": ids,
-        "listed_after": [],
+        "live_after": [],
     }
     assert emu.state.count() == 0
     nothing = ok(streamrun("instances", "stop-all"))

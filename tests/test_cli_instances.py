@@ -67,7 +67,9 @@ def test_stopping_what_is_gone_exits_0_unless_strict(
     assert ok(streamrun("instances", "stop", "cam-1")).stdout == f"stopped {a} (cam-1)\n"
     again = ok(streamrun("instances", "stop", "cam-1"))
     assert again.stdout == ""
-    assert "cam-1: already gone (nothing to stop)" in again.stderr
+    assert "cam-1: already gone, nothing to stop (no instance has this id or name now)" in (
+        again.stderr
+    )
     strict = streamrun("instances", "stop", "cam-1", a, "--strict", "--json")
     assert strict.exit_code == 1
     assert json.loads(strict.stdout)["already_gone"] == ["cam-1", a]
@@ -139,3 +141,23 @@ def test_terminal_tables_keep_ids_whole() -> None:
     text = console.export_text()
     assert "inst-0123456789abcdef0123" in text
     assert "│" in text  # a terminal gets the drawn table
+
+
+def test_an_instance_still_listed_as_ended_counts_as_gone(
+    make_emulator: Callable[..., EmulatorThread],
+) -> None:
+    from click.testing import CliRunner
+
+    from streamrun_async.cli._app import cli
+    from streamrun_async.testing import Dialect
+
+    lingering = make_emulator(dialect=Dialect.presets()["stops_linger"])
+    (inst,) = launch(lingering, ["cam-1"])
+    env = {"STREAMRUN_API_KEY": lingering.api_key, "STREAMRUN_BASE_URL": lingering.url}
+    ok(CliRunner().invoke(cli, ["instances", "stop", "cam-1"], env=env))
+    again = ok(CliRunner().invoke(cli, ["instances", "stop", "cam-1", "--json"], env=env))
+    assert json.loads(again.stdout)["already_gone"] == ["cam-1"]
+    assert "cam-1: already gone, nothing to stop (listed as STOPPING)" in again.stderr
+    deletes = lingering.sync(lambda: lingering.emu.stats.count("DELETE /instances/{instanceId}"))
+    assert deletes == 1
+    assert inst in {i.id for i in lingering.state.stopped}

@@ -694,7 +694,7 @@ def instances_stop(
     streamrun instances list --state QUEUED -o ids | xargs streamrun instances stop
     """
     stopped: list[dict[str, Any]] = []
-    gone: list[str] = []
+    gone: dict[str, str] = {}  # ref -> why it counts as gone
     failed: list[tuple[str, APIError]] = []
     refs = tuple(dict.fromkeys(refs))
     rt.interrupt_note = lambda: (
@@ -705,14 +705,15 @@ def instances_stop(
         found = await resolve(client, refs, configuration_id)
         for ref in refs:
             inst = found[ref]
-            if inst is not None and inst.state.is_terminal:
-                gone.append(ref)
+            if inst is not None and not inst.state.can_become_running:  # STOPPING or ended
+                gone[ref] = f"listed as {inst.state}"
                 continue
             instance_id = ref if inst is None else inst.id
             try:
                 await client.instances.stop(instance_id)
             except NotFoundError:
-                gone.append(ref)
+                # A name not listed yet (lists can lag) also ends here: say what is known.
+                gone[ref] = "no instance has this id or name now"
             except APIError as error:
                 failed.append((ref, error))
             else:
@@ -723,7 +724,7 @@ def instances_stop(
         rt.print_json(
             {
                 "stopped": stopped,
-                "already_gone": gone,
+                "already_gone": list(gone),
                 "failed": [{"ref": ref, "error": e} for ref, e in failed],
             }
         )
@@ -732,8 +733,8 @@ def instances_stop(
     else:
         for item in stopped:
             click.echo(f"stopped {item['id']}" + (f" ({item['name']})" if item["name"] else ""))
-    for ref in gone:
-        rt.note(f"{ref}: already gone (nothing to stop)")
+    for ref, why in gone.items():
+        rt.note(f"{ref}: already gone, nothing to stop ({why})")
     for ref, error in failed:
         rt.error(f"{ref}: {describe_error(error)}")
     if failed or (strict and gone):
@@ -752,10 +753,10 @@ def instances_stop_all(rt: Runtime, configuration_id: str | None, yes: bool) -> 
     """
     found = call(rt, lambda client: listed_instances(client, configuration_id))
     scope = "the account" if configuration_id is None else f"configuration {configuration_id}"
-    live = [inst for inst in found if not inst.state.is_terminal]
+    live = [inst for inst in found if inst.state.can_become_running]
     if not live:
         if rt.json_output:
-            rt.print_json({"scope": scope, "sent": False, "listed_before": [], "listed_after": []})
+            rt.print_json({"scope": scope, "sent": False, "listed_before": [], "live_after": []})
         else:
             rt.note(f"no instances listed in {scope}: nothing to stop (no call sent)")
         return
@@ -778,7 +779,7 @@ def instances_stop_all(rt: Runtime, configuration_id: str | None, yes: bool) -> 
             after = await listed_instances(client, configuration_id)
         except StreamrunError:
             return []
-        return [inst for inst in after if not inst.state.is_terminal]
+        return [inst for inst in after if inst.state.can_become_running]
 
     rt.interrupt_note = lambda: (
         f"the stop of {scope} may or may not have been sent: check `streamrun instances list`"
@@ -790,7 +791,7 @@ def instances_stop_all(rt: Runtime, configuration_id: str | None, yes: bool) -> 
                 "scope": scope,
                 "sent": True,
                 "listed_before": [inst.id for inst in live],
-                "listed_after": [{"id": i.id, "state": i.state} for i in left],
+                "live_after": [{"id": i.id, "state": i.state} for i in left],
             }
         )
         return
@@ -802,7 +803,7 @@ def instances_stop_all(rt: Runtime, configuration_id: str | None, yes: bool) -> 
         )
     if left:
         states = ", ".join(f"{inst.id} {inst.state}" for inst in left)
-        rt.note(f"still listed right after (stopping takes a moment): {states}")
+        rt.note(f"still queued or running right after the call: {states}")
 
 
 @instances.command("restart")
