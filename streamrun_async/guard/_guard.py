@@ -29,7 +29,13 @@ from .._exceptions import (
 from .._models import Instance, InstanceSettings, InstanceState
 from ._budget import Budget, Meter, Spend, check_launch
 from ._errors import LeaseNotFoundError, LeaseStoreError, UnknownOwnerError
-from ._events import BudgetBreached, BudgetWarning, LeaseWriteFailed
+from ._events import (
+    BudgetBreached,
+    BudgetWarning,
+    LeaseUnmatched,
+    LeaseWriteFailed,
+    ReapFailed,
+)
 from ._lease import Lease, check_owner, check_ttl
 from ._reaper import Observation, Reaper, ReapPlan, ReapReport, plan_reap
 from ._stores import LeaseStore, SQLiteLeaseStore
@@ -52,6 +58,8 @@ _log = logging.getLogger("streamrun_async.guard")
 _DEFAULT_RATE = Budget().hourly_rate
 # Seconds aclose() lets a round or a budget stop under way finish before cancelling it.
 _CLOSE_GRACE = 5.0
+# Events logged at WARNING: something may still bill, or a limit was hit.
+_WARNINGS = (ReapFailed, LeaseUnmatched, LeaseWriteFailed, BudgetBreached)
 
 
 def _seconds(value: object, what: str) -> float:
@@ -194,7 +202,6 @@ class Guard:
         self._launch_lock: asyncio.Lock | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # budget stops under way
         self._closing = False
-        self._started = False
         self._warned = False
         self._breached = False
         self._remove_listener: Callable[[], None] | None = None
@@ -232,10 +239,8 @@ class Guard:
 
     @staticmethod
     def _logged(emit: Callable[[Any], None]) -> Callable[[Any], None]:
-        errors = ("ReapFailed", "LeaseUnmatched", "LeaseWriteFailed", "BudgetBreached")
-
         def emit_and_log(event: Any) -> None:
-            level = logging.WARNING if type(event).__name__ in errors else logging.INFO
+            level = logging.WARNING if isinstance(event, _WARNINGS) else logging.INFO
             _log.log(level, "guard: %r", event)
             emit(event)
 
@@ -263,13 +268,12 @@ class Guard:
             reaper = self._bound_reaper()
             await self.store.add_owner(self.owner)
             self._cache(await self.store.leases(self.owner))
-            self._started = True
             try:
                 await self._round(reaper, None)
             except StreamrunError as error:
                 # The API being down must not keep the bot from starting: the loop retries.
                 _log.warning("guard: the start-up sweep failed: %s", error)
-            if self._add_listener is not None:
+            if self._add_listener is not None and self._remove_listener is None:
                 self._remove_listener = self._add_listener(self._on_snapshot)
             self._wake = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(
@@ -277,15 +281,16 @@ class Guard:
             )
 
     def _running(self) -> bool:
-        """Started, and its loop task alive in this event loop (a client may outlive a loop)."""
+        """The loop task is alive in this event loop (a client may outlive a loop)."""
         task = self._task
-        if not self._started or task is None or task.done():
+        if task is None or task.done():
             return False
         if task.get_loop() is asyncio.get_running_loop():
             return True
         # The loop of the first run ended: start afresh in this one.
-        self._started = False
+        self._task = None
         self._start_lock = asyncio.Lock()
+        self._launch_lock = None
         return False
 
     async def aclose(self) -> None:
@@ -311,7 +316,6 @@ class Guard:
         if self._remove_listener is not None:
             self._remove_listener()
             self._remove_listener = None
-        self._started = False
         await self.store.aclose()
 
     async def _run(self, reaper: Reaper) -> None:
