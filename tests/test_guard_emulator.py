@@ -543,3 +543,39 @@ async def test_a_store_failing_after_the_post_keeps_the_launch_and_says_so(
         assert held.request_id is None  # the lease by name stays, and still expires
         await emu.advance(30)
         assert len((await guard.reap()).stopped) == 1
+
+
+async def test_a_list_of_another_configuration_never_ends_a_lease(h: Harness) -> None:
+    guard = h.guard(reap_interval=0.05)
+    poll = sr.PollPolicy(min_interval=0.01, max_interval=0.02, requests_per_second=200)
+    other = h.emu.configuration_ids[1]
+    async with h.client(guard, poll=poll) as client:
+        await client.configurations.launch(h.cfg, cam(), ttl=30)
+        await client.configurations.launch(other, cam("watched"))
+        async with client.instances.watch([other]) as watch:
+            consumer = asyncio.create_task(anext(watch))
+            async with asyncio.timeout(5):
+                while guard.stats.rounds < 5:
+                    await asyncio.sleep(0.01)
+            # The poller lists only the watched configuration: cfg's lease is not "gone".
+            assert {lease.name for lease in await client.leases.list()} == {"cam-1", "watched"}
+            await h.emu.advance(30)
+            async with asyncio.timeout(5):
+                while h.emu.state.count(configuration_id=h.cfg):
+                    await asyncio.sleep(0.01)
+            consumer.cancel()
+        assert h.emu.state.count(configuration_id=other) == 1
+        assert h.of(sr.LeaseEnded) == []
+
+
+async def test_the_api_down_at_start_does_not_keep_the_bot_from_starting(h: Harness) -> None:
+    from streamrun_async.testing import Fault
+
+    async with h.client() as client:
+        await client.configurations.launch(h.cfg, cam(), ttl=30)
+    await h.emu.advance(31)
+    h.emu.faults.script("GET /instances", [Fault.HTTP_503] * 4)
+    guard = h.guard()
+    async with h.client(guard) as client:  # the sweep's list fails: logged, not raised
+        assert h.emu.state.count() == 1
+        assert len((await guard.reap()).stopped) == 1
