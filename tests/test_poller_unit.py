@@ -747,3 +747,21 @@ async def test_bad_wait_arguments_are_refused_before_anything_runs(poller: Polle
     with pytest.raises(sr.InvalidArgumentError):
         sr.RequestWatch(poller, ["r1"], timeout=-1)
     assert not poller.active
+
+
+async def test_ended_waits_do_not_pile_up_in_the_deadline_heap(
+    api: FakeApi, clock: ManualClock, poller: Poller
+) -> None:
+    watch = sr.InstanceWatch(poller)  # keeps the poller alive throughout
+    consumer = start(anext(watch))
+    for round_no in range(10):
+        api.put(f"i{round_no}")
+        waiters = [wait_instance(poller, f"i{round_no}", timeout=3600) for _ in range(100)]
+        await clock.advance(1)
+        api.put(f"i{round_no}", "RUNNING")
+        await clock.advance(POLICY.max_interval)
+        assert all(w.done() for w in waiters)
+    # A thousand ended waits with an hour to their deadlines: not all of them are kept.
+    assert len(poller._deadlines) <= 2 * 100 + 64
+    consumer.cancel()
+    await watch.aclose()

@@ -136,6 +136,7 @@ class Poller:
         self._deadlines: list[Subscription] = []
         self._deadline_timer: Timer | None = None
         self._deadline_at = float("inf")
+        self._compact_at = 64
         self._fetches: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
@@ -328,7 +329,14 @@ class Poller:
     def _arm(self, sub: Subscription) -> None:
         if sub.deadline == float("inf"):
             return
-        heapq.heappush(self._deadlines, sub)
+        heap = self._deadlines
+        if len(heap) >= self._compact_at:
+            # Ended waits stay in the heap until their deadline: drop them now and then, so
+            # that a long-lived poller holds no more than twice the live ones.
+            heap[:] = [entry for entry in heap if not entry.done]
+            heapq.heapify(heap)
+            self._compact_at = max(64, 2 * len(heap))
+        heapq.heappush(heap, sub)
         if sub.deadline < self._deadline_at:
             self._schedule(sub.deadline)
 
