@@ -552,6 +552,8 @@ async def test_a_list_of_another_configuration_never_ends_a_lease(h: Harness) ->
     async with h.client(guard, poll=poll) as client:
         await client.configurations.launch(h.cfg, cam(), ttl=30)
         await client.configurations.launch(other, cam("watched"))
+        await guard.reap()  # an account-wide list has shown both: absence would now count
+        assert all(lease.seen_at is not None for lease in await client.leases.list())
         async with client.instances.watch([other]) as watch:
             consumer = asyncio.create_task(anext(watch))
             async with asyncio.timeout(5):
