@@ -110,15 +110,24 @@ def make_poller(api: FakeApi, clock: ManualClock, policy: PollPolicy = POLICY) -
     return Poller(policy, api.list_instances, api.get_request, clock=clock, pacer=pacer)
 
 
+STARTED: list[asyncio.Task[Any]] = []
+
+
 @pytest.fixture
 async def poller(api: FakeApi, clock: ManualClock) -> AsyncIterator[Poller]:
+    STARTED.clear()
     poller = make_poller(api, clock)
     yield poller
     await poller.close()
+    # Waits a test left running end with ClientClosedError: collect them.
+    await asyncio.gather(*STARTED, return_exceptions=True)
+    STARTED.clear()
 
 
 def start(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    return asyncio.ensure_future(coro)
+    task = asyncio.ensure_future(coro)
+    STARTED.append(task)
+    return task
 
 
 def wait_instance(poller: Poller, iid: str, **options: Any) -> asyncio.Task[sr.Instance]:
