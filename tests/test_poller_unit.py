@@ -774,3 +774,59 @@ async def test_ended_waits_do_not_pile_up_in_the_deadline_heap(
     assert len(poller._deadlines) <= 2 * 100 + 64
     consumer.cancel()
     await watch.aclose()
+
+
+FAST_REAL = PollPolicy(min_interval=0.001, max_interval=0.002, requests_per_second=10_000)
+
+
+def test_the_poller_follows_its_client_into_a_new_loop_once_the_first_ended() -> None:
+    api = FakeApi(ManualClock())
+    poller = Poller(FAST_REAL, api.list_instances, api.get_request)
+    api.put("i1")
+    first = asyncio.new_event_loop()
+
+    left: list[asyncio.Future[sr.Instance]] = []
+
+    async def leave_a_wait_running() -> None:
+        left.append(asyncio.ensure_future(wait_for_instance(poller, "i1", RUNNING, timeout=60)))
+        await asyncio.sleep(0.01)  # the poller ticks in this loop
+
+    first.run_until_complete(leave_a_wait_running())
+    first.close()  # its tasks never ran to their end
+
+    async def wait_again() -> sr.Instance:
+        api.put("i2", "RUNNING")
+        return await wait_for_instance(poller, "i2", RUNNING, timeout=5)
+
+    assert asyncio.run(wait_again()).state is RUNNING
+
+
+def test_waits_from_a_second_running_loop_are_refused() -> None:
+    import threading
+
+    api = FakeApi(ManualClock())
+    poller = Poller(FAST_REAL, api.list_instances, api.get_request)
+    api.put("i1")
+    started, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        waiting = asyncio.ensure_future(wait_for_instance(poller, "i1", RUNNING, timeout=60))
+        await asyncio.sleep(0.01)
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+
+    thread = threading.Thread(target=asyncio.run, args=(hold(),))
+    thread.start()
+    try:
+        assert started.wait(5)
+
+        async def second() -> None:
+            with pytest.raises(sr.EventLoopError):
+                await wait_for_instance(poller, "i1", RUNNING, timeout=1)
+
+        asyncio.run(second())
+    finally:
+        release.set()
+        thread.join(5)

@@ -36,6 +36,7 @@ from .._converter import DecodeFailure, decode_list
 from .._events import Emitter, PollTicked
 from .._exceptions import (
     ClientClosedError,
+    EventLoopError,
     NotFoundError,
     ResponseDecodeError,
     StreamrunError,
@@ -140,6 +141,7 @@ class Poller:
         self._fetches: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     # -- interest ---------------------------------------------------------------------
@@ -149,9 +151,30 @@ class Poller:
         return self.clock.now()
 
     def check_open(self) -> None:
-        """Refuse new interest once the client closed."""
+        """Refuse new interest once the client closed; follow the client into a new event
+        loop once the one it ran in has ended (refused while that loop still runs)."""
         if self._closed:
             raise ClientClosedError("this StreamrunClient is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None and not self._loop.is_closed() and self._interested():
+            raise EventLoopError(
+                "this StreamrunClient's waits and watches run in another event loop that is "
+                "still running; use one client per loop"
+            )
+        # Whatever the ended loop held (tasks, timers, waiters) can never run again.
+        self._task, self._wake, self._loop = None, None, loop
+        self._fetches = set()
+        self._deadline_timer = None
+        self._deadline_at = float("inf")
+        self._deadlines.clear()
+        self._waiters.clear()
+        self._feeds.clear()
+        self._request_subs.clear()
+        self._scopes.clear()
+        for request_id in list(self.tracker):
+            self.tracker.unwatch(request_id)
 
     def _fresh(self) -> bool:
         taken = self.store.taken
@@ -284,6 +307,10 @@ class Poller:
     def _maybe_stop(self) -> None:
         if self._interested():
             return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a wait of an ended loop, collected: nothing runs to stop
+            return
         task, self._task = self._task, None
         current = asyncio.current_task()
         for pending in (task, *self._fetches):
@@ -378,6 +405,7 @@ class Poller:
     # -- the loop -----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        me = asyncio.current_task()
         try:
             while self._interested():
                 await self._until_due()
@@ -385,7 +413,7 @@ class Poller:
                     break
                 self._tick_done(await self._tick())
         finally:
-            if self._task is asyncio.current_task():
+            if self._task is me:
                 self._task = None
 
     async def _until_due(self) -> None:
