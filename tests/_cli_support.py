@@ -272,5 +272,3 @@ def spawn() -> Iterator[Callable[..., Spawned]]:
     yield start
     for spawned in started:
         spawned.kill()
-
-
