@@ -830,3 +830,13 @@ def test_waits_from_a_second_running_loop_are_refused() -> None:
     finally:
         release.set()
         thread.join(5)
+
+
+async def test_an_unknown_state_is_shown_in_the_timeout_message(
+    api: FakeApi, clock: ManualClock, poller: Poller
+) -> None:
+    api.put("i1", "HIBERNATING")
+    waiter = wait_instance(poller, "i1", timeout=5)
+    await clock.advance(5)
+    with pytest.raises(sr.WaitTimeoutError, match="last state seen: HIBERNATING"):
+        await over(waiter)
