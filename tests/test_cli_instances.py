@@ -134,12 +134,16 @@ def test_terminal_tables_keep_ids_whole() -> None:
 
     from streamrun_async.cli._render import Rows, rich_view
 
-    rows = Rows(("ID", "NAME"))
-    rows.add("inst-0123456789abcdef0123", "a name long enough to need folding " * 3)
-    console = Console(width=60, force_terminal=True, record=True)
+    rows = Rows(("ID", "NAME", "CONFIGURATION"))
+    rows.add(
+        "inst-0123456789abcdef0123", "a name long enough to need folding " * 3, "cfg-0123456789"
+    )
+    console = Console(width=50, force_terminal=True, record=True)
     console.print(rich_view(rows))
     text = console.export_text()
     assert "inst-0123456789abcdef0123" in text
+    assert "cfg-0123456789" in text
+    assert "…" not in text
     assert "│" in text  # a terminal gets the drawn table
 
 

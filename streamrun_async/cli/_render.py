@@ -57,6 +57,7 @@ _STATE_STYLES = {
 }
 
 Cell = str | Text
+_ID_COLUMNS = frozenset({"ID", "INSTANCE", "REQUEST", "CONFIGURATION"})
 
 
 def to_jsonable(value: Any) -> Any:
@@ -175,9 +176,9 @@ def rich_view(view: View, *, wide: bool = False) -> RenderableType:
             title=view.title, caption=view.caption, title_justify="left", header_style="bold"
         )
         for column in columns:
-            # Ids must stay whole to be copied; free text may fold.
-            no_wrap = column in ("ID", "INSTANCE", "REQUEST", "CONFIGURATION")
-            table.add_column(column, no_wrap=no_wrap, overflow="ellipsis" if no_wrap else "fold")
+            # Ids must stay whole to be copied: they never wrap, other columns fold instead.
+            no_wrap = column in _ID_COLUMNS
+            table.add_column(column, no_wrap=no_wrap, overflow="fold")
         for row in rows:
             table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in row))
         return table
