@@ -840,3 +840,39 @@ async def test_an_unknown_state_is_shown_in_the_timeout_message(
     await clock.advance(5)
     with pytest.raises(sr.WaitTimeoutError, match="last state seen: HIBERNATING"):
         await over(waiter)
+
+
+@pytest.mark.parametrize("configs", [None, ["c1"]])
+async def test_a_resumed_watch_gives_missing_instances_the_grace_too(
+    api: FakeApi, clock: ManualClock, poller: Poller, configs: list[str] | None
+) -> None:
+    token = sr.InstanceWatch(poller, configs)
+    api.put("late")  # named in the token, not listed for a moment (eventual consistency)
+    api.put("gone")
+    first = start(anext(token))
+    await clock.advance(0)
+    await over(first)
+    second = start(anext(token))
+    await clock.advance(0)
+    await over(second)
+    saved = token.token
+    await token.aclose()
+    late = api.instances.pop("late")
+    del api.instances["gone"]
+    restarted = make_poller(api, clock)  # a new process: its store knows nothing yet
+    resumed = sr.InstanceWatch(restarted, configs, resume=saved)
+    changes: list[sr.InstanceChange] = []
+    consumer = start(anext(resumed))
+    await clock.advance(1)
+    api.instances["late"] = {**late, "state": "RUNNING"}  # back, and moved on
+    await clock.advance(4)
+    changes.append(await over(consumer))
+    while resumed._buffer.pending:
+        changes.append(await anext(resumed))
+    got = {(c.kind, c.instance.id, c.previous) for c in changes}
+    assert got == {
+        (sr.ChangeKind.CHANGED, "late", S.QUEUED),
+        (sr.ChangeKind.REMOVED, "gone", S.QUEUED),
+    }
+    await resumed.aclose()
+    await restarted.close()

@@ -558,12 +558,38 @@ class Poller:
                 continue
             if not feed.started:
                 self._start_feed(feed)
-            elif feed.members is None:  # the whole account: the diff as it is
-                if changes:
-                    feed.on_changes(changes)
+                continue
+            mine = self._resumed_absences(feed, changes, taken) if feed.absent else changes
+            unsettled |= bool(feed.absent)
+            if feed.members is None:  # the whole account: the diff as it is
+                if mine:
+                    feed.on_changes(mine)
             else:
-                self._scoped_changes(feed, changes)
+                self._scoped_changes(feed, mine)
         return unsettled
+
+    def _resumed_absences(
+        self, feed: InstanceFeedSub, changes: list[InstanceChange], taken: float
+    ) -> list[InstanceChange]:
+        """A resumed watch's token named instances the first list did not show: they are
+        REMOVED after two lists spanning the grace, or back (CHANGED, or nothing)."""
+        absent = feed.absent
+        mine: list[InstanceChange] = []
+        for change in changes:
+            entry = absent.pop(change.instance.id, None)
+            if entry is None or change.kind is not ChangeKind.ADDED:
+                mine.append(change)
+            elif change.instance.state is not entry[0]:
+                mine.append(InstanceChange(ChangeKind.CHANGED, change.instance, entry[0]))
+        grace = self.policy.absence_grace
+        for key, (state, since, count) in list(absent.items()):
+            if count + 1 >= 2 and taken - since >= grace:
+                del absent[key]
+                gone = Instance(id=key, state=state)
+                mine.append(InstanceChange(ChangeKind.REMOVED, gone, state))
+            else:
+                absent[key] = (state, since, count + 1)
+        return mine
 
     def _scoped_changes(self, feed: InstanceFeedSub, changes: list[InstanceChange]) -> None:
         """A configuration watch's share of the diff. Instances may enter its scope without
@@ -612,11 +638,9 @@ class Poller:
         if known is None:
             changes = [InstanceChange(ChangeKind.ADDED, inst) for inst in now.values()]
         else:
-            for key, state in known.items():
-                if key not in now:
-                    changes.append(
-                        InstanceChange(ChangeKind.REMOVED, Instance(id=key, state=state), state)
-                    )
+            # Missing now: REMOVED only after the same grace as any absence (below).
+            taken = self.store.taken or self.now()
+            feed.absent = {k: (v, taken, 1) for k, v in known.items() if k not in now}
             for key, inst in now.items():
                 before = known.get(key)
                 if before is None:
@@ -625,7 +649,7 @@ class Poller:
                     changes.append(InstanceChange(ChangeKind.CHANGED, inst, before))
             feed.known = None
         if feed.configs is not None:
-            feed.members = set(now)
+            feed.members = set(now).union(feed.absent)
             feed.generation = self.store.generation
         if changes:
             feed.on_changes(changes)

@@ -343,6 +343,7 @@ class InstanceFeedSub(Subscription):
     """
 
     __slots__ = (
+        "absent",
         "closed",
         "configs",
         "generation",
@@ -373,6 +374,8 @@ class InstanceFeedSub(Subscription):
         # generation of request configurations it last matched against.
         self.members: set[str] | None = None
         self.generation = -1
+        # A resumed watch: instances of its token not listed yet (state, since, lists).
+        self.absent: dict[str, tuple[InstanceState, float, int]] = {}
 
     @property
     def done(self) -> bool:
