@@ -441,13 +441,15 @@ class StreamrunClient:
         hourly_rate: float | None = None,
         wait: bool = False,
         timeout: float | None = 900.0,
+        launch_report: LaunchReport | None = None,
     ) -> FleetReport:
         """Make the account run ``fleet`` (see :class:`Fleet`); returns the plan and report.
 
         Launches what is declared and missing (through ``launch_many``), patches declared
         overrides that differ, sets outputs, and with ``prune=True`` stops the owner's
         instances the fleet no longer declares. ``dry_run=True`` only plans
-        (``report.plan``). Applying the same fleet again changes nothing.
+        (``report.plan``). Applying the same fleet again changes nothing. Pass
+        ``launch_report=LaunchReport()`` to keep what was launched if the call is cancelled.
         """
         from ._fleet import apply_fleet
 
@@ -459,6 +461,7 @@ class StreamrunClient:
             hourly_rate=hourly_rate,
             wait=wait,
             timeout=timeout,
+            launch_report=launch_report,
         )
 
     async def aclose(self) -> None:

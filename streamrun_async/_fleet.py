@@ -670,8 +670,12 @@ async def apply_fleet(
     hourly_rate: float | None = None,
     wait: bool = False,
     timeout: float | None = 900.0,
+    launch_report: LaunchReport | None = None,
 ) -> FleetReport:
-    """Plan, then (unless ``dry_run``) launch, update, set outputs and prune, in that order."""
+    """Plan, then (unless ``dry_run``) launch, update, set outputs and prune, in that order.
+
+    ``launch_report``: the ``launch_many`` report to fill (kept if the call is cancelled).
+    """
     plan = await plan_fleet(client, fleet, prune=prune, hourly_rate=hourly_rate)
     guarded = client.guard is not None
     report = FleetReport(plan=plan, dry_run=dry_run, ttl_enforced=guarded)
@@ -684,7 +688,7 @@ async def apply_fleet(
     if launches:
         from ._bulk import LaunchReport
 
-        report.launch = LaunchReport()
+        report.launch = launch_report if launch_report is not None else LaunchReport()
         ttls = {item.name: item.ttl for cfg in fleet.configurations for item in cfg.instances}
         settings = {
             cfg: [

@@ -150,3 +150,34 @@ def test_apply_guard_writes_leases_for_ttls(
         "studio-a/radio-1",
     ]
     assert [lease.name for lease in leases if lease.expires_at is not None] == ["studio-a/cam-1"]
+
+
+def test_ctrl_c_during_apply_says_what_it_launched(
+    make_emulator: Callable[..., EmulatorThread], spawn: Callable[..., Spawned]
+) -> None:
+    import time
+
+    slow = make_emulator(boot_time=60)
+    applying = spawn(
+        ["--poll-interval", "0.02", "apply", "-f", EXAMPLE, "--wait"],
+        env={"STREAMRUN_API_KEY": slow.api_key, "STREAMRUN_BASE_URL": slow.url},
+        interruptible=True,
+    )
+    deadline = time.monotonic() + 20
+    while slow.state.count() < 3 and applying.process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)  # until the launches happened: then it is waiting
+    _, stderr = applying.finish(interrupt=True)
+    assert applying.process.returncode == 130, stderr
+    ids = {i.name: i.id for i in slow.state.instances}
+    morning, radio = slow.configs[0], slow.configs[2]
+    assert (
+        f"this command launched 2 instance(s) of {morning}: "
+        f"studio-a/cam-1 ({ids['studio-a/cam-1']}), studio-a/cam-2 ({ids['studio-a/cam-2']})"
+    ) in stderr
+    assert f"this command launched 1 instance(s) of {radio}" in stderr
+    stops = [line for line in stderr.splitlines() if line.startswith("stop just these:")]
+    assert sorted(word for line in stops for word in line.split()[6:]) == sorted(ids.values())
+    assert f"`streamrun diff -f {EXAMPLE}` shows what is left to do" in stderr
+    assert "Traceback" not in stderr
+    assert slow.state.count("QUEUED") == 3

@@ -22,7 +22,7 @@ from _cli_support import (
 from click.testing import Result
 
 import streamrun_async as sr
-from streamrun_async.cli._app import left_behind
+from streamrun_async.cli._leftovers import left_behind
 
 __all__ = ["emu", "make_emulator", "retries_without_sleeping", "spawn", "streamrun"]
 

@@ -8,7 +8,7 @@ request, with its file, line and key).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,11 +22,14 @@ from streamrun_async import (
     FleetFileError,
     FleetPlan,
     FleetReport,
+    Instance,
+    LaunchReport,
     StreamrunClient,
 )
 
+from ._leftovers import left_behind
 from ._render import Rows, one_line
-from ._runtime import Runtime, call
+from ._runtime import Runtime, call, follow_up
 
 __all__ = ["EXIT_CHANGES", "apply", "diff"]
 
@@ -247,15 +250,18 @@ def apply(
     if dry_run:
         _diff(rt, fleet, path, prune, hourly_rate)
         return
-    rt.interrupt_note = lambda: (
-        "apply was interrupted: run `streamrun diff -f "
-        f"{path}` to see what is left to do (launches already sent are not repeated)"
-    )
+    launched = LaunchReport()
+    rt.interrupt_note = lambda: _after_interrupt(rt, launched, path)
 
     async def main(client: StreamrunClient) -> FleetReport:
         with rt.status(f"applying {path}..."):
             report = await client.apply(
-                fleet, prune=prune, hourly_rate=hourly_rate, wait=wait, timeout=timeout
+                fleet,
+                prune=prune,
+                hourly_rate=hourly_rate,
+                wait=wait,
+                timeout=timeout,
+                launch_report=launched,
             )
         return report
 
@@ -271,6 +277,26 @@ def apply(
         raise click.exceptions.Exit(1)
     if report.changed:
         raise click.exceptions.Exit(EXIT_CHANGES)
+
+
+def _lister(cfg: str) -> Callable[[StreamrunClient], Awaitable[list[Instance]]]:
+    """A follow-up call that lists one configuration's instances."""
+    return lambda client: client.configurations.list_instances(cfg)
+
+
+def _after_interrupt(rt: Runtime, launched: LaunchReport, path: Path) -> str:
+    """What an interrupted apply launched, per configuration, and how to stop just that."""
+    lines: list[str] = []
+    for cfg in sorted({item.configuration_id for item in launched.items.values()}):
+        part = LaunchReport(
+            items={n: i for n, i in launched.items.items() if i.configuration_id == cfg}
+        )
+        lines += left_behind(cfg, part, follow_up(rt, _lister(cfg)))
+    lines.append(
+        f"`streamrun diff -f {path}` shows what is left to do; applying again launches "
+        "nothing twice"
+    )
+    return "\n".join(lines)
 
 
 def _print_report(rt: Runtime, report: FleetReport, path: Path) -> None:
