@@ -240,7 +240,7 @@ class Account:
     def shown(self, instance_id: str) -> Instance:
         """What ``GET /instances/{id}`` finds: live (past the detail lag) or lingering."""
         self.settle()
-        found = self._instances.get(instance_id) or self._lingering.get(instance_id)
+        found = self.find(instance_id)
         if found is None or (self.dialect.detail_lag and found.visible_at > self._time):
             raise not_found("instance", instance_id)
         return found
