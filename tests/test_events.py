@@ -42,10 +42,23 @@ async def launch(c: sr.StreamrunClient, cfg: str, *names: str) -> sr.InstanceReq
     return request
 
 
-async def until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not predicate():
-            await asyncio.sleep(0.001)
+class Recorder:
+    """A hook keeping every event; ``until`` wakes on each new event, never on a timer."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self._new = asyncio.Event()
+
+    def __call__(self, event: Any) -> None:
+        self.events.append(event)
+        self._new.set()
+
+    async def until(self, predicate: Callable[[list[Any]], bool], seconds: float = 5.0) -> None:
+        """Return once ``predicate(events)`` holds; TimeoutError after ``seconds``."""
+        async with asyncio.timeout(seconds):
+            while not predicate(self.events):
+                self._new.clear()
+                await self._new.wait()
 
 
 # --- route templates -----------------------------------------------------------------------
@@ -261,12 +274,13 @@ async def test_without_hooks_no_event_is_made(
 
 
 async def test_waits_report_start_and_outcome(emu: Emulator) -> None:
-    events: list[Any] = []
+    recorder = Recorder()
+    events = recorder.events
     cfg = emu.configuration_ids[0]
-    async with emu.client(poll=FAST, hooks=[events.append]) as c:
+    async with emu.client(poll=FAST, hooks=[recorder]) as c:
         request = await launch(c, cfg, "a")
         waiter = asyncio.create_task(c.instance_requests.wait_until_running(request, timeout=60))
-        await until(lambda: bool(of(events, sr.WaitStarted)))
+        await recorder.until(lambda e: bool(of(e, sr.WaitStarted)))
         await emu.advance(10)
         await asyncio.wait_for(waiter, 5)
         (instance,) = await c.configurations.list_instances(cfg)
@@ -287,11 +301,12 @@ async def test_waits_report_start_and_outcome(emu: Emulator) -> None:
 
 
 async def test_a_cancelled_wait_reports_cancelled(emu: Emulator) -> None:
-    events: list[Any] = []
-    async with emu.client(poll=FAST, hooks=[events.append]) as c:
+    recorder = Recorder()
+    events = recorder.events
+    async with emu.client(poll=FAST, hooks=[recorder]) as c:
         request = await launch(c, emu.configuration_ids[0])
         waiter = asyncio.create_task(c.instance_requests.wait_until_running(request))
-        await until(lambda: bool(of(events, sr.WaitStarted)))
+        await recorder.until(lambda e: bool(of(e, sr.WaitStarted)))
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
@@ -310,11 +325,12 @@ async def test_launch_events_reach_the_hooks(emu: Emulator) -> None:
 
 
 async def test_poller_ticks_are_reported(emu: Emulator) -> None:
-    events: list[Any] = []
-    async with emu.client(poll=FAST, hooks=[events.append]) as c:
+    recorder = Recorder()
+    events = recorder.events
+    async with emu.client(poll=FAST, hooks=[recorder]) as c:
         request = await launch(c, emu.configuration_ids[0])
         waiter = asyncio.create_task(c.instance_requests.wait_until_running(request, timeout=60))
-        await until(lambda: len(of(events, sr.PollTicked)) >= 3)
+        await recorder.until(lambda e: len(of(e, sr.PollTicked)) >= 3)
         await emu.advance(10)
         await asyncio.wait_for(waiter, 5)
     ticks = of(events, sr.PollTicked)
@@ -324,14 +340,15 @@ async def test_poller_ticks_are_reported(emu: Emulator) -> None:
 
 
 async def test_a_failed_poll_is_reported_with_its_error(emu: Emulator) -> None:
-    events: list[Any] = []
+    recorder = Recorder()
+    events = recorder.events
     # The poller lists the account or the request's configuration: fail either.
     emu.faults.script("GET /instances", [Fault.HTTP_503])
     emu.faults.script("GET /configurations/{configurationId}/instances", [Fault.HTTP_503])
-    async with emu.client(poll=FAST, hooks=[events.append]) as c:
+    async with emu.client(poll=FAST, hooks=[recorder]) as c:
         request = await launch(c, emu.configuration_ids[0])
         waiter = asyncio.create_task(c.instance_requests.wait_until_running(request, timeout=60))
-        await until(lambda: len(of(events, sr.PollTicked)) >= 2)
+        await recorder.until(lambda e: len(of(e, sr.PollTicked)) >= 2)
         waiter.cancel()
         await asyncio.gather(waiter, return_exceptions=True)
     assert of(events, sr.PollTicked)[0].error == "ServerError"
@@ -357,11 +374,12 @@ def _texts(value: Any, depth: int = 0) -> list[str]:
 
 
 async def test_no_event_carries_the_api_key_or_a_stream_key(emu: Emulator) -> None:
-    events: list[Any] = []
+    recorder = Recorder()
+    events = recorder.events
     cfg = emu.configuration_ids[0]
     emu.faults.script(LAUNCH, [Fault.HTTP_503, Fault.DROP_AFTER])
     async with emu.client(
-        poll=FAST, retry=sr.RetryPolicy.for_testing(), hooks=[events.append], timeout=0.5
+        poll=FAST, retry=sr.RetryPolicy.for_testing(), hooks=[recorder], timeout=0.5
     ) as c:
         report = await c.launch_many({cfg: [sr.InstanceSettings(name="a")]})
         waiter = asyncio.create_task(
@@ -369,7 +387,7 @@ async def test_no_event_carries_the_api_key_or_a_stream_key(emu: Emulator) -> No
                 next(iter(report.launched.values())).request_id or "", timeout=60
             )
         )
-        await until(lambda: bool(of(events, sr.PollTicked)))
+        await recorder.until(lambda e: bool(of(e, sr.PollTicked)))
         await emu.advance(10)
         await asyncio.wait_for(waiter, 5)
         for inst in await c.instances.list():
@@ -417,15 +435,19 @@ async def test_the_example_hook_counts_retries_and_calls_that_failed(emu: Emulat
 async def test_a_cancelled_attempt_still_finishes_its_event(
     local_server: Callable[..., Awaitable[LocalServer]],
 ) -> None:
+    arrived = asyncio.Event()
+
     async def hang(request: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(10)
+        arrived.set()
+        await asyncio.Event().wait()  # answers nothing: the server's shutdown cancels it
         return web.json_response([])
 
     server = await local_server(hang)
     events: list[Any] = []
     async with sr.StreamrunClient(API_KEY, base_url=server.url, hooks=[events.append]) as c:
         call = asyncio.create_task(c.instances.list())
-        await until(lambda: bool(server.requests))
+        async with asyncio.timeout(5):
+            await arrived.wait()
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call

@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from aiohttp import web
 from conftest import API_KEY, LocalServer
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -27,10 +28,45 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     exporter.clear()
 
 
+class OpenSpans(SpanProcessor):
+    """The spans started and not yet ended; ``until`` wakes on each start or end, never on a
+    timer. Added after the exporter's processor: a span it sees end is already exported."""
+
+    def __init__(self) -> None:
+        self.spans: dict[int, Span] = {}
+        self._changed = asyncio.Event()
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        self.spans[span.get_span_context().span_id] = span
+        self._changed.set()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.get_span_context()
+        if context is not None:
+            self.spans.pop(context.span_id, None)
+        self._changed.set()
+
+    def kinds(self) -> set[SpanKind]:
+        return {span.kind for span in self.spans.values()}
+
+    async def until(self, predicate: Callable[[], bool], seconds: float = 5.0) -> None:
+        """Return once ``predicate()`` holds; TimeoutError after ``seconds``."""
+        async with asyncio.timeout(seconds):
+            while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+
 @pytest.fixture
-def provider(exporter: InMemorySpanExporter) -> TracerProvider:
+def open_spans() -> OpenSpans:
+    return OpenSpans()
+
+
+@pytest.fixture
+def provider(exporter: InMemorySpanExporter, open_spans: OpenSpans) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(open_spans)
     return provider
 
 
@@ -55,12 +91,6 @@ async def launch(c: sr.StreamrunClient, cfg: str, *names: str) -> sr.InstanceReq
     )
     assert isinstance(request, sr.InstanceRequest)  # the emulator names its requests
     return request
-
-
-async def until(predicate: Callable[[], bool], seconds: float = 5.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not predicate():
-            await asyncio.sleep(0.001)
 
 
 async def test_an_operation_span_holds_its_http_span_named_by_route(
@@ -153,7 +183,10 @@ async def test_a_failed_operation_is_an_error_span(
 
 
 async def test_poll_ticks_are_spans_of_their_own_linked_to_the_waits(
-    emu: Emulator, exporter: InMemorySpanExporter, provider: TracerProvider
+    emu: Emulator,
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
+    open_spans: OpenSpans,
 ) -> None:
     cfg = emu.configuration_ids[0]
     async with emu.client(poll=FAST) as c:
@@ -164,13 +197,17 @@ async def test_poll_ticks_are_spans_of_their_own_linked_to_the_waits(
             asyncio.create_task(c.instance_requests.wait_until_running(r, timeout=60))
             for r in (first, second)
         ]
-        await until(lambda: len(named(exporter.get_finished_spans(), "streamrun.poll")) >= 2)
+        await open_spans.until(
+            lambda: len(named(exporter.get_finished_spans(), "streamrun.poll")) >= 2
+        )
         await emu.advance(10)
         await asyncio.wait_for(asyncio.gather(*waits), 5)
-        await asyncio.sleep(0.05)
+        # The poller stops with the last wait; the calls it cancelled still end their spans.
+        await open_spans.until(lambda: SpanKind.CLIENT not in open_spans.kinds())
         # Nothing left open once nobody waits: every tick span was ended and exported.
         (tracing,) = c._transport.events.hooks
         assert tracing._tick is None  # type: ignore[attr-defined]
+        assert open_spans.spans == {}
     spans = exporter.get_finished_spans()
     wait_spans = named(spans, "streamrun.wait_until_running")
     assert {s.attributes["streamrun.instance_request.id"] for s in wait_spans if s.attributes} == {
@@ -226,7 +263,10 @@ async def test_launch_many_is_one_span_with_its_steps(
 
 
 async def test_ticks_serving_launch_many_are_linked_to_it(
-    emu: Emulator, exporter: InMemorySpanExporter, provider: TracerProvider
+    emu: Emulator,
+    exporter: InMemorySpanExporter,
+    provider: TracerProvider,
+    open_spans: OpenSpans,
 ) -> None:
     cfg = emu.configuration_ids[0]
     async with emu.client(poll=FAST) as c:
@@ -234,7 +274,7 @@ async def test_ticks_serving_launch_many_are_linked_to_it(
         bulk = asyncio.create_task(
             c.launch_many({cfg: [sr.InstanceSettings(name="a")]}, wait=True, timeout=60)
         )
-        await until(lambda: bool(named(exporter.get_finished_spans(), "streamrun.poll")))
+        await open_spans.until(lambda: bool(named(exporter.get_finished_spans(), "streamrun.poll")))
         await emu.advance(10)
         report = await asyncio.wait_for(bulk, 5)
     assert report.wait_error is None
