@@ -482,6 +482,22 @@ async def test_pagination(session: aiohttp.ClientSession, opened: list[Emulator]
     assert (await field("GET", "/instances?page=5")).json == {"instances": []}
 
 
+async def test_an_odd_host_header_is_a_400_where_an_absolute_url_needs_it(
+    session: aiohttp.ClientSession, opened: list[Emulator]
+) -> None:
+    odd = {"Host": "127.0.0.1:notaport"}
+    listed = await serve(session, opened, "paginated_link")
+    await launch(listed, "a", "b", "c")
+    refused = await listed("GET", "/instances", headers=odd)
+    assert refused.status == 400
+    assert refused.error == ("invalid_request", "the Host header is no valid host[:port]")
+    assert (await listed("GET", "/openapi.json", headers=odd)).status == 400
+    absolute = await serve(session, opened, "launch_absolute")
+    cfg = absolute.emulator.configuration_ids[0]
+    assert (await absolute("POST", f"/configurations/{cfg}/instances", headers=odd)).status == 400
+    assert absolute.emulator.state.count() == 0  # refused before it launched anything
+
+
 async def test_lagging_lists(session: aiohttp.ClientSession, opened: list[Emulator]) -> None:
     api = await serve(session, opened, "lagging_lists")
     emu = api.emulator

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import hdrs, web
+from yarl import URL
 
 from ._errors import ApiError
 from ._faults import Decision, Fault, Faults
@@ -118,7 +119,7 @@ class _Api:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
         if self._public is not None and request.match_info.route.resource is self._public:
-            return await handler(request)
+            return await self._handle(request, handler, public=True)
         route = self._route_names.get(request.match_info.route, UNMATCHED)
         fault, delay = _NO_FAULT if route == UNMATCHED else self._faults.decide(route)
         if delay:
@@ -139,9 +140,12 @@ class _Api:
         self._stats.record(route, response.status)
         return response
 
-    async def _handle(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+    async def _handle(
+        self, request: web.Request, handler: _Handler, *, public: bool = False
+    ) -> web.StreamResponse:
         try:
-            self._authenticate(request)
+            if not public:
+                self._authenticate(request)
             return await handler(request)
         except ApiError as exc:
             return self._error(exc.status, exc.code, exc.message)
@@ -217,10 +221,11 @@ class _Api:
             end = start + dialect.page_size
             if end < len(items):
                 page = end // dialect.page_size + 1
+                following = request.rel_url.with_query(page=page)
                 if dialect.pagination == "link":
-                    headers[hdrs.LINK] = f'<{request.url.with_query(page=page)}>; rel="next"'
+                    headers[hdrs.LINK] = f'<{_origin(request)}{following}>; rel="next"'
                 elif dialect.pagination == "field":
-                    beside["next"] = str(request.rel_url.with_query(page=page))
+                    beside["next"] = str(following)
                 else:
                     beside["nextCursor"] = _cursor(end)
             items = items[start:end]
@@ -359,12 +364,12 @@ class _Api:
             body["platform"] = destination.platform
         return body
 
-    def _launched(self, request: web.Request, launched: InstanceRequest) -> web.Response:
+    def _launched(self, launched: InstanceRequest, origin: str) -> web.Response:
+        """A launch's answer; ``origin`` prefixes its Location (empty: a relative one)."""
         form = self._dialect.launch_answer
-        location = f"{API_PREFIX}/instance-requests/{launched.id}"
-        if form == "absolute_location":
-            location = f"{request.url.origin()}{location}"
-        headers: dict[str, str] = {hdrs.LOCATION: location}
+        headers: dict[str, str] = {
+            hdrs.LOCATION: f"{origin}{API_PREFIX}/instance-requests/{launched.id}"
+        }
         if form == "see_other":
             return web.Response(status=303, headers=headers)
         if form == "instance_body":
@@ -396,8 +401,11 @@ class _Api:
     async def launch(self, request: web.Request) -> web.Response:
         cfg = self._account.configuration(request.match_info["configurationId"])
         specs = parse_launch(await request.read(), cfg)
+        # Read before the launch acts: a Host header too odd for an absolute URL is a 400.
+        absolute = self._dialect.launch_answer == "absolute_location"
+        origin = str(_origin(request)) if absolute else ""
         launched = self._account.launch(request.match_info["configurationId"], specs)
-        return self._launched(request, launched)
+        return self._launched(launched, origin)
 
     async def list_configuration_instances(self, request: web.Request) -> web.Response:
         instances = self._account.listed(request.match_info["configurationId"])
@@ -450,12 +458,21 @@ class _Api:
 
     async def openapi(self, request: web.Request) -> web.Response:
         # The emulator names itself as the server, so tools pointed here test it.
-        server = {"url": f"{request.url.origin()}{API_PREFIX}", "description": "this emulator"}
+        server = {"url": f"{_origin(request)}{API_PREFIX}", "description": "this emulator"}
         return web.json_response({**openapi_document(), "servers": [server]})
 
     async def list_destinations(self, request: web.Request) -> web.Response:
         destinations = [self._destination(d) for d in self._account.destinations.values()]
         return self._list("destinations", destinations, request)
+
+
+def _origin(request: web.Request) -> URL:
+    """The origin the client addressed, for absolute URLs; a 400, as HTTP asks of a
+    server, when the Host header names no valid host[:port]."""
+    try:
+        return request.url.origin()
+    except ValueError:
+        raise ApiError(400, "invalid_request", "the Host header is no valid host[:port]") from None
 
 
 def _cursor(start: int) -> str:
