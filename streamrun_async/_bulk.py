@@ -32,6 +32,7 @@ import enum
 import math
 import time
 import weakref
+from collections import defaultdict
 from collections.abc import (
     AsyncIterator,
     Callable,
@@ -249,12 +250,12 @@ class LaunchReport:
     @property
     def rolled_back(self) -> list[str]:
         """Names launched by this call and stopped again."""
-        return [i.name for i in self._with({_S.ROLLED_BACK})]
+        return self.by_status(_S.ROLLED_BACK)
 
     @property
     def updated(self) -> list[str]:
         """Existing names whose overrides were patched to the plan's."""
-        return [i.name for i in self._with({_S.UPDATED})]
+        return self.by_status(_S.UPDATED)
 
     @property
     def kept_with_different_overrides(self) -> list[str]:
@@ -581,10 +582,10 @@ class BulkLaunch:
         self._settings: dict[str, InstanceSettings] = {}
         self._planned: dict[str, set[str]] = {}
         # Per configuration: ids listed before launching, and ids and requests of ours.
-        self._before: dict[str, set[str]] = {}
-        self._ours: dict[str, set[str]] = {}
+        self._before: defaultdict[str, set[str]] = defaultdict(set)
+        self._ours: defaultdict[str, set[str]] = defaultdict(set)
         self._requests: dict[str, InstanceRequest] = {}
-        self._request_cfg: dict[str, set[str]] = {}
+        self._request_cfg: defaultdict[str, set[str]] = defaultdict(set)
         self._started = time.monotonic()
         for spec in specs:
             self._planned[spec.configuration_id] = {s.name for s in spec.instances}
@@ -607,15 +608,12 @@ class BulkLaunch:
     def _item(self, name: str) -> LaunchItem:
         return self.report.items[name]
 
-    def _move(self, names: Iterable[str], status: LaunchStatus, **fields: Any) -> list[str]:
-        moved = []
+    def _move(self, names: Iterable[str], status: LaunchStatus, **fields: Any) -> None:
         for name in names:
             item = self._item(name)
             item._move(status)
             for key, value in fields.items():
                 setattr(item, key, value)
-            moved.append(name)
-        return moved
 
     def _fail(self, cfg: str, names: list[str], error: BaseException) -> None:
         if not names:
@@ -637,7 +635,7 @@ class BulkLaunch:
     ) -> None:
         item = self._item(name)
         item._move(_S.LAUNCHED)
-        item.request_id = request_id or (instance.request_id if instance else None)
+        item.request_id = request_id
         item.launched_at = time.monotonic() - self._started
         if instance is not None:
             self._adopt(item, instance)
@@ -646,10 +644,21 @@ class BulkLaunch:
         item.instance_id = instance.id
         item.state = instance.state
         item.request_id = item.request_id or instance.request_id
-        self._ours.setdefault(item.configuration_id, set()).add(instance.id)
+        self._ours[item.configuration_id].add(instance.id)
 
     def _distrust(self, cfg: str, reason: str) -> None:
         self.registry.untrusted.setdefault(cfg, reason)
+
+    def _not_echoed(self, cfg: str, instances: Sequence[Instance]) -> None:
+        """Instances of this call's requests listed under no name or another name than
+        sent: they are this call's, and names in ``cfg`` are not trusted from now on."""
+        self._ours[cfg].update(inst.id for inst in instances)
+        odd = instances[0]
+        self._distrust(
+            cfg,
+            f"an instance of request {odd.request_id} is listed with "
+            f"{'no name' if odd.name is None else 'another name'} than the one sent",
+        )
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -808,7 +817,7 @@ class BulkLaunch:
         except StreamrunError as error:
             self._fail(cfg, names, error)
             return {}
-        self._before.setdefault(cfg, set()).update(inst.id for inst in listing)
+        self._before[cfg].update(inst.id for inst in listing)
         current = await self._classify(cfg, names, listing)
         todo = [self._settings[n] for n in names if self._item(n).status is _S.PLANNED]
         step = self.max_per_request
@@ -829,6 +838,7 @@ class BulkLaunch:
                 by_name.setdefault(inst.name, []).append(inst)
         planned = self._planned[cfg]
         unmatched = [inst for inst in live if inst.name not in planned]
+        untrusted = self.registry.untrusted.get(cfg)
         existing: list[str] = []
         current: dict[str, Overrides | None] = {}
         for name in names:
@@ -849,16 +859,18 @@ class BulkLaunch:
                 )
                 existing.append(name)
                 continue
-            untrusted = self.registry.untrusted.get(cfg)
-            near = [i for i in unmatched if i.name is not None and near_name(i.name, name)]
             if untrusted is not None and unmatched:
                 self._unknown(cfg, [name], f"not listed by this name, and {untrusted}")
-            elif near:
+                continue
+            near = next(
+                (i for i in unmatched if i.name is not None and near_name(i.name, name)), None
+            )
+            if near is not None:
                 self._unknown(
                     cfg,
                     [name],
-                    f"not listed by this name, but instance {near[0].id} is listed as "
-                    f"{near[0].name!r}: it may be this name as the server stored it",
+                    f"not listed by this name, but instance {near.id} is listed as "
+                    f"{near.name!r}: it may be this name as the server stored it",
                 )
         if existing:
             self.emit(LaunchEventKind.EXISTING, cfg, existing)
@@ -914,7 +926,7 @@ class BulkLaunch:
             request_id = request.id
             if request_id is not None and isinstance(request, InstanceRequest):
                 self._requests[request_id] = request
-                self._request_cfg.setdefault(cfg, set()).add(request_id)
+                self._request_cfg[cfg].add(request_id)
             for name in names:
                 self._launched(name, request_id)
             self.emit(
@@ -930,8 +942,8 @@ class BulkLaunch:
             listing,
             wanted,
             planned=self._planned[cfg],
-            ignore_ids=self._before.get(cfg, set()) | self._ours.get(cfg, set()),
-            known_requests=self._request_cfg.get(cfg, set()),
+            ignore_ids=self._before[cfg] | self._ours[cfg],
+            known_requests=self._request_cfg[cfg],
         )
 
     async def _reconcile(self, cfg: str, names: list[str], error: BaseException) -> None:
@@ -969,16 +981,9 @@ class BulkLaunch:
             if seen.lost_requests:
                 # Its request is known now: the others of the chunk went with it.
                 request_id = min(seen.lost_requests)
-                self._request_cfg.setdefault(cfg, set()).update(seen.lost_requests)
-                for inst in seen.of_lost:
-                    self._ours.setdefault(cfg, set()).add(inst.id)
+                self._request_cfg[cfg].update(seen.lost_requests)
                 if seen.of_lost:
-                    self._distrust(
-                        cfg,
-                        f"an instance of request {request_id} is listed with "
-                        f"{'no name' if seen.of_lost[0].name is None else 'another name'} "
-                        "than the one sent",
-                    )
+                    self._not_echoed(cfg, seen.of_lost)
                 for name in remaining:
                     self._launched(name, request_id)
                 if remaining:
@@ -1039,9 +1044,9 @@ class BulkLaunch:
 
     def _match_launched(self, cfg: str, waiting: set[str], listing: list[Instance]) -> set[str]:
         """Give launched names their instances from ``listing``; return those not seen."""
-        ignore = self._before.get(cfg, set())
+        ignore = self._before[cfg]
         new = [i for i in listing if i.id not in ignore]
-        claimed = self._ours.setdefault(cfg, set())  # instances given to names already
+        claimed = self._ours[cfg]  # instances given to names already
         by_request: dict[str, list[Instance]] = {}
         for inst in new:
             if inst.request_id is not None:
@@ -1062,14 +1067,7 @@ class BulkLaunch:
             of_request = [i for i in by_request.get(request_id, []) if i.id not in claimed]
             if of_request:
                 # The request's instances are listed, but not under the names sent.
-                odd = of_request[0]
-                self._distrust(
-                    cfg,
-                    f"an instance of request {request_id} is listed with "
-                    f"{'no name' if odd.name is None else 'another name'} than the one sent",
-                )
-                for inst in of_request:
-                    self._ours.setdefault(cfg, set()).add(inst.id)
+                self._not_echoed(cfg, of_request)
                 if len(of_request) >= len(group):
                     left.difference_update(group)
         unnamed = [
@@ -1081,7 +1079,7 @@ class BulkLaunch:
                 cfg, f"instance {unnamed[0].id} appeared unnamed after a launch of named ones"
             )
             for inst in unnamed:
-                self._ours.setdefault(cfg, set()).add(inst.id)
+                self._ours[cfg].add(inst.id)
             if len(unnamed) >= len(left):
                 left.clear()
         return left
@@ -1245,7 +1243,7 @@ class BulkLaunch:
         self._unknown(cfg, [n for n in names if n not in seen.found], reason)
 
     async def _roll_back(self) -> None:
-        mine = {i.name: i for i in self._with_status(_MINE)}
+        mine = {i.name: i for i in self.report._with(_MINE)}
         for cfg in sorted({item.configuration_id for item in mine.values()}):
             try:
                 listed = await self.client.configurations.list_instances(cfg)
@@ -1262,7 +1260,7 @@ class BulkLaunch:
                     inst.id
                     for inst in listed
                     if inst.id == item.instance_id
-                    or (inst.name == name and inst.id not in self._before.get(cfg, set()))
+                    or (inst.name == name and inst.id not in self._before[cfg])
                 }
                 if item.instance_id is not None:
                     ids.add(item.instance_id)
@@ -1282,9 +1280,6 @@ class BulkLaunch:
             stopped = [name for name in done if name is not None]
             if stopped:
                 self.emit(LaunchEventKind.ROLLED_BACK, cfg, stopped)
-
-    def _with_status(self, statuses: Collection[LaunchStatus]) -> list[LaunchItem]:
-        return [i for i in self.report.items.values() if i.status in statuses]
 
 
 class _Held:
