@@ -684,7 +684,7 @@ class BulkLaunch:
         try:
             if wait and not self._failing_by_time():
                 await self._wait(deadline)
-            await self._fill_instances()
+            await self._fill_instances(deadline)
         except BaseException:
             await asyncio.shield(self._cleanup(rolling_back=self.rollback))
             raise
@@ -1180,14 +1180,16 @@ class BulkLaunch:
         item.state = instance.state
         self._running([item])
 
-    async def _fill_instances(self) -> None:
-        """One list call gives every present name its instance id and latest state."""
+    async def _fill_instances(self, deadline: float | None) -> None:
+        """One list call gives every present name its instance id and latest state, if it
+        answers before the call's deadline (it only refreshes what is known)."""
         present = self.report.launched
         if not present:
             return
         try:
-            listed = await self.client.instances.list()
-        except StreamrunError:
+            async with asyncio.timeout_at(deadline):
+                listed = await self.client.instances.list()
+        except (StreamrunError, TimeoutError):
             return
         by_id = {i.instance_id: i for i in present.values() if i.instance_id is not None}
         for inst in listed:

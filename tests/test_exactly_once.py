@@ -576,6 +576,22 @@ async def test_the_timeout_bounds_the_launch_phase_too(
     assert not report.ok
 
 
+async def test_the_timeout_bounds_what_follows_the_wait_too(
+    emu: Emulator, client: sr.StreamrunClient
+) -> None:
+    # The virtual clock never moves: the wait ends at the deadline, and the account list
+    # that refreshes states afterwards is slow. It must not stretch the call past it.
+    cfg = emu.configuration_ids[0]
+    emu.faults.latency, emu.faults.latency_jitter = 3.0, 0.0
+    emu.faults.script("GET /instances", [Fault.LATENCY] * 10)
+    plan = {cfg: [sr.InstanceSettings(name="booting")]}
+    async with asyncio.timeout(2):
+        report = await client.launch_many(plan, wait=True, timeout=0.3, settle=SETTLE)
+    assert report.items["booting"].status is S.LAUNCHED
+    assert report.items["booting"].instance_id == emu.state.instances[0].id
+    assert isinstance(report.wait_error, sr.WaitTimeoutError)
+
+
 async def test_none_means_no_deadline_and_bad_timeouts_are_refused(
     emu: Emulator, client: sr.StreamrunClient
 ) -> None:
