@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio
-from _redis_server import RedisServer, start_redis_server
+from _redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 
 import streamrun_async as sr
 from streamrun_async._coordinator import _digest
@@ -22,18 +22,16 @@ KEY = ("cfg-1", "cam")
 OTHER = ("cfg-1", "mic")
 
 
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis_server()
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the module's real redis-server (``_redis_server``'s fixture)."""
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
 
 
 @pytest.fixture
-async def raw_redis(redis_server: RedisServer) -> AsyncIterator[redis.asyncio.Redis]:
-    client = redis.asyncio.Redis.from_url(redis_server.url)
+async def raw_redis(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url)
     await client.flushall()
     yield client
     await client.aclose()
@@ -50,8 +48,8 @@ async def coordinators(
             sr.FileCoordinator(tmp_path / "locks"),
         )
     else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        pair = (sr.RedisCoordinator(server.url), sr.RedisCoordinator(server.url))
+        url: str = request.getfixturevalue("redis_url")
+        pair = (sr.RedisCoordinator(url), sr.RedisCoordinator(url))
     yield pair
     for coordinator in pair:
         await coordinator.aclose()
@@ -161,9 +159,9 @@ def test_a_process_that_dies_holding_a_file_lock_frees_it(tmp_path: Path) -> Non
 
 
 async def test_a_dead_redis_holder_blocks_only_until_the_lease_ends(
-    redis_server: RedisServer, raw_redis: redis.asyncio.Redis
+    redis_url: str, raw_redis: redis.asyncio.Redis
 ) -> None:
-    coordinator = sr.RedisCoordinator(redis_server.url, lease=0.4)
+    coordinator = sr.RedisCoordinator(redis_url, lease=0.4)
     try:
         # A holder that died: its key and token stay, with the lease it was set with.
         dead = coordinator._redis.lock(coordinator.prefix + _digest(KEY), timeout=0.4)
@@ -178,10 +176,10 @@ async def test_a_dead_redis_holder_blocks_only_until_the_lease_ends(
 
 
 async def test_a_late_redis_holder_never_frees_the_next_holders_lock(
-    redis_server: RedisServer, raw_redis: redis.asyncio.Redis
+    redis_url: str, raw_redis: redis.asyncio.Redis
 ) -> None:
-    slow = sr.RedisCoordinator(redis_server.url, lease=0.2)
-    next_one = sr.RedisCoordinator(redis_server.url, lease=30)
+    slow = sr.RedisCoordinator(redis_url, lease=0.2)
+    next_one = sr.RedisCoordinator(redis_url, lease=30)
     key = slow.prefix + _digest(KEY)
     taken = next_one.hold([KEY])
     try:

@@ -13,12 +13,12 @@ import json
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import attrs
 import pytest
-from _redis_server import RedisServer, start_redis_server
+from _redis_server import RedisServer, redis_server  # noqa: F401 - a fixture
 
 from streamrun_async.testing import Dialect, Emulator, Fault
 
@@ -27,15 +27,6 @@ LAUNCH = "POST /configurations/{configurationId}/instances"
 PROCESSES = 4
 CONFIGURATIONS = 10
 PER_CONFIGURATION = 20
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    server = start_redis_server()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -108,7 +99,8 @@ async def test_four_processes_with_file_locks_launch_each_name_once(
 
 
 async def test_four_processes_with_redis_locks_launch_each_name_once(
-    emu: Emulator, redis_server: RedisServer
+    emu: Emulator, request: pytest.FixtureRequest
 ) -> None:
-    results = await race(emu, f"redis:{redis_server.url}")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    results = await race(emu, f"redis:{server.url}")
     check(emu, results)
