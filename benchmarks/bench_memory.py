@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import streamrun_async as sr
-from streamrun_async._converter import _list_items, decode_list, json_loads
+from streamrun_async._converter import decode_list, json_loads, list_items
 from streamrun_async.watch import Store
 
 from ._fixtures import instance_json, instances_body, instances_json
@@ -104,7 +104,7 @@ def _store_bytes(count: int) -> float:
     store = Store(lambda items: decode_list(items, sr.Instance, "instances"), grace=3)
     gc.collect()
     start = _traced()
-    store.update({None: _list_items(json_loads(body), sr.Instance, "instances")}, 0.0)
+    store.update({None: list_items(json_loads(body), sr.Instance, "instances")}, 0.0)
     gc.collect()
     size = _traced() - start
     del store

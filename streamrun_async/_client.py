@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiohttp
 
-from ._converter import DecodeFailure, _list_items
 from ._events import Emitter, Hook
 from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, MissingAPIKeyError
-from ._http import API_PREFIX, Transport, check_base_url, next_page, path_segment
+from ._http import API_PREFIX, Transport, check_base_url, path_segment
 from ._models import Instance, InstanceRequest
 from ._resources import Configurations, Destinations, InstanceRequests, Instances
 from ._retry import RetryPolicy
@@ -48,22 +47,7 @@ def _poll_fetchers(transport: Transport) -> tuple[ListInstances, GetRequest]:
         if configuration_id is not None:
             segments = ["configurations", path_segment(configuration_id, "configuration_id")]
             segments.append("instances")
-        response = await transport.request("GET", segments)
-        first = transport.url(segments)
-        try:
-            paged = next_page(response, first, first) is not None
-        except ValueError:
-            paged = True
-        if paged:
-            # A list of several pages is read whole (and checked) by get_list; the poller
-            # compares the raw JSON its models keep. Until the transport hands out raw
-            # pages, this reads the first page twice.
-            models = await transport.get_list(segments, Instance, "instances")
-            return [model.raw for model in models]
-        try:
-            return _list_items(response.data, Instance, "instances")
-        except DecodeFailure as exc:
-            raise response._failure(exc) from exc
+        return await transport.get_items(segments, Instance, "instances")
 
     async def get_request(request_id: str) -> InstanceRequest:
         segment = path_segment(request_id, "request_id")

@@ -73,6 +73,7 @@ __all__ = [
     "decode_object",
     "decode_overrides",
     "json_loads",
+    "list_items",
     "make_model_decoder",
 ]
 
@@ -505,7 +506,10 @@ def _json_type(value: object) -> str:
     return "an array" if isinstance(value, list) else "an object"
 
 
-def _list_items(data: Any, cls: type[Any], envelope: str) -> list[Any]:
+def list_items(data: Any, cls: type[Any], envelope: str) -> list[Any]:
+    """The raw items of a list of ``cls``: a bare array, or the array an object holds (under
+    ``envelope`` or as its only array beside paging keys); ``None`` and empty envelopes are
+    ``[]``. Raises DecodeFailure for anything else. Nothing is decoded."""
     if type(data) is list:
         return data
     if data is None:
@@ -533,7 +537,7 @@ def _list_items(data: Any, cls: type[Any], envelope: str) -> list[Any]:
 def decode_list(data: Any, cls: type[_M], envelope: str) -> list[_M]:
     """Decode models from a bare array or an object holding it (under ``envelope`` or its
     only array), leaving out items without a string id (one WARNING line says how many)."""
-    return _decode_items(_list_items(data, cls, envelope), _decoder(cls), cls.__name__, "a list")
+    return _decode_items(list_items(data, cls, envelope), _decoder(cls), cls.__name__, "a list")
 
 
 def decode_overrides(data: Any) -> Overrides:

@@ -32,7 +32,14 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from . import _models
-from ._converter import DecodeFailure, decode_list, decode_object, decode_overrides, json_loads
+from ._converter import (
+    DecodeFailure,
+    decode_list,
+    decode_object,
+    decode_overrides,
+    json_loads,
+    list_items,
+)
 from ._events import Emitter, RequestStarted, route_of_path
 from ._exceptions import (
     APIConnectionError,
@@ -282,6 +289,14 @@ class Response:
         if isinstance(model, Instance) and self.secrets is not None:
             self.secrets.learn((model,))
         return model
+
+    def items(self, cls: type[Any], envelope: str) -> list[Any]:
+        """The raw parsed items of a list of ``cls`` (bare or enveloped), not decoded; no body
+        (a 204) is an empty list."""
+        try:
+            return list_items(self.data, cls, envelope)
+        except DecodeFailure as exc:
+            raise self._failure(exc) from exc
 
     def list(self, cls: type[_M], envelope: str) -> list[_M]:
         """Decode a list of models (bare or enveloped); no body (a 204) is an empty list."""
@@ -595,7 +610,26 @@ class Transport:
         *,
         retry: RetryPolicy | None = None,
     ) -> list[_M]:
-        """GET a list and every page after it, as one list, or raise IncompleteListError.
+        """GET a list and every page after it, decoded, or raise IncompleteListError.
+
+        The pages are read as ``get_items`` reads them; items without a string id are left out.
+        """
+        items = await self.get_items(segments, cls, envelope, retry=retry)
+        models = decode_list(items, cls, envelope)
+        if cls is Instance:
+            self.secrets.learn(typing.cast("list[Instance]", models))
+        return models
+
+    async def get_items(
+        self,
+        segments: Iterable[str],
+        cls: type[Any],
+        envelope: str,
+        *,
+        retry: RetryPolicy | None = None,
+    ) -> list[Any]:
+        """GET a list of ``cls`` and every page after it, as one list of raw parsed items (not
+        decoded), or raise IncompleteListError.
 
         Pages are followed on the base URL's host only, at most ``MAX_PAGES`` of them, each
         through the same retry policy. An id on two pages is kept once, as last seen. A
@@ -603,7 +637,7 @@ class Transport:
         """
         first = url = self.url(segments)
         response = await self._request_url("GET", url, None, retry)
-        pages = [response.list(cls, envelope)]
+        pages = [response.items(cls, envelope)]
         seen = {url}
         while True:
             try:
@@ -625,23 +659,25 @@ class Transport:
             seen.add(url)
             try:
                 response = await self._request_url("GET", url, None, retry)
-                pages.append(response.list(cls, envelope))
+                pages.append(response.items(cls, envelope))
             except APIError as exc:
                 problem = f"page {len(pages) + 1} failed ({type(exc).__name__}: {exc})"
                 retry_after = getattr(exc, "retry_after", None)
                 raise self._incomplete(first, problem, pages, retry_after) from exc
         if len(pages) == 1:
             return pages[0]
-        # Offset pages shift while the list changes: an item may show on two of them.
-        merged: dict[Any, _M] = {}
+        # Offset pages shift while the list changes: an item may show on two of them. Items
+        # without a string id are kept apart (decoding leaves them out, with its warning).
+        merged: dict[Any, Any] = {}
         for page in pages:
             for item in page:
-                merged[getattr(item, "id", None) or id(item)] = item
+                key = item.get("id") if item.__class__ is dict else None
+                merged[key if key.__class__ is str and key else id(item)] = item
         return list(merged.values())
 
     @staticmethod
     def _incomplete(
-        first: URL, problem: str, pages: list[list[_M]], retry_after: float | None = None
+        first: URL, problem: str, pages: list[list[Any]], retry_after: float | None = None
     ) -> IncompleteListError:
         read = sum(map(len, pages))
         return IncompleteListError(

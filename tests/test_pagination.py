@@ -103,6 +103,48 @@ async def test_an_item_on_two_pages_is_kept_once(local_server: Server) -> None:
     assert instances[1].state is sr.InstanceState.STOPPING
 
 
+async def test_raw_items_are_the_pages_merged_and_the_list_decodes_them(
+    local_server: Server,
+) -> None:
+    later = {**item(1), "state": "STOPPING", "unmodelled": [1, 2]}
+    pages = {
+        "0": ({"instances": [item(0), item(1), {"name": "no id"}], "next": "?page=1"}),
+        "1": ({"instances": [later, item(2)]}),
+    }
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(pages[request.query.get("page", "0")])
+
+    server = await local_server(handler)
+    async with sr.StreamrunClient(API_KEY, base_url=server.url, retry=FAST) as c:
+        raw = await c._transport.get_items(["instances"], sr.Instance, "instances")
+        instances = await c.instances.list()
+    # The later page's copy of an item wins, in the place the item first showed.
+    assert raw == [item(0), later, {"name": "no id"}, item(2)]
+    assert [i.raw for i in instances] == [item(0), later, item(2)]
+    assert len(server.requests) == 4  # two calls, each page once
+
+
+async def test_stream_keys_on_a_later_page_are_scrubbed_from_errors(local_server: Server) -> None:
+    secret = "page_two_key_5e6f7a8b9c"
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            return web.Response(status=500, text=f"restart failed for key {secret}")
+        if request.query.get("page") == "1":
+            return web.json_response({"instances": [{**item(1), "streamkey": secret}]})
+        return web.json_response({"instances": [item(0)], "next": "?page=1"})
+
+    server = await local_server(handler)
+    async with sr.StreamrunClient(API_KEY, base_url=server.url, retry=FAST) as c:
+        assert len(await c.instances.list()) == 2
+        with pytest.raises(sr.APIStatusError) as info:
+            await c.instances.restart("inst-1")
+    text = f"{info.value} {info.value!r} {getattr(info.value, 'body', None)!r}"
+    assert secret not in text
+    assert "[REDACTED]" in text
+
+
 async def test_a_next_link_to_another_host_is_refused(local_server: Server) -> None:
     other = await local_server(paged(5, 10, "link"))
     server = await local_server(paged(15, 10, "link", absolute=other.url))

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 import pytest
 
 import streamrun_async as sr
+from streamrun_async import _converter
 from streamrun_async.testing import Dialect, Emulator
 from streamrun_async.watch import ManualClock, Poller
 
@@ -180,6 +182,51 @@ async def test_lists_of_many_pages_are_read_whole(preset: str) -> None:
             kinds = {c.kind for c in watch._buffer.pending.values()}
         assert {c.kind for c in added} == {sr.ChangeKind.ADDED}
         assert sr.ChangeKind.REMOVED not in kinds
+
+
+@pytest.mark.parametrize("preset", ["paginated_link", "paginated_field", "paginated_cursor"])
+async def test_polls_of_an_unchanged_paged_list_read_each_page_once_and_decode_nothing(
+    preset: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"n{n}" for n in range(7)]
+    page_size = Dialect.presets()[preset].page_size
+    assert page_size is not None
+    assert page_size < len(names)
+    pages = math.ceil(len(names) / page_size)
+    async with (
+        Emulator(clock="virtual", boot_time=5, configurations=1, dialect=preset) as emu,
+        emu.client(retry=sr.RetryPolicy.for_testing(), poll=SECONDS) as client,
+    ):
+        clocks = Together(emu, client)
+        await client.configurations.launch(emu.configuration_ids[0], settings(*names))
+        await emu.advance(10)
+        async with client.instances.watch() as watch:
+            added = [await soon(anext(watch)) for _ in names]
+            assert {c.instance.state for c in added} == {S.RUNNING}
+            await clocks.advance(1)
+            before = dict(client._poller.store.view)
+            # Count every Instance the SDK builds from here on (the generated decoder).
+            decode = _converter._decoder(sr.Instance)
+            built = 0
+
+            def counting(data: Any) -> Any:
+                nonlocal built
+                built += 1
+                return decode(data)
+
+            monkeypatch.setitem(_converter._DECODERS, sr.Instance, counting)
+            ticks = client._poller.stats.ticks
+            emu.stats.reset()
+            await clocks.advance(3)
+            ticks = client._poller.stats.ticks - ticks
+            assert ticks >= 3
+            # Every page once a tick: the first page is not read a second time.
+            assert emu.stats.count(LIST_ALL) == emu.stats.total == ticks * pages
+            assert built == 0
+            after = client._poller.store.view
+            assert len(after) == len(names)
+            assert all(after[k] is model for k, model in before.items())
+            assert not watch._buffer.pending
 
 
 # -- what the server says is what a wait reports (issue items 1-3) ---------------------------
