@@ -35,7 +35,6 @@ __all__ = [
     "WaitFinished",
     "WaitStarted",
     "route_of_path",
-    "route_template",
 ]
 
 _T = TypeVar("_T")
@@ -57,6 +56,8 @@ _ID_NAMES = {
 
 @functools.lru_cache(maxsize=256)
 def _template(segments: tuple[str, ...]) -> str:
+    # Ids sit at every second segment of the API's paths: the template names them instead
+    # of quoting them, so that events and spans group by endpoint.
     parts = [
         _ID_NAMES.get(segments[i - 1], "{id}") if i % 2 else segment
         for i, segment in enumerate(segments)
@@ -65,18 +66,11 @@ def _template(segments: tuple[str, ...]) -> str:
 
 
 def route_of_path(path: str) -> str:
-    """The route template of a URL path such as ``/api/v1/instances/i-1`` (any base path)."""
+    """The route template of a URL path: ``/api/v1/instances/i-1`` -> ``/instances/{instanceId}``
+    (any base path may come before ``/api/v1/``)."""
     _, found, tail = path.partition(_API_PREFIX)
-    return route_template(tail.strip("/").split("/")) if found and tail.strip("/") else path
-
-
-def route_template(segments: Iterable[str]) -> str:
-    """The route template of an API path: ``["instances", "i-1"]`` -> ``/instances/{instanceId}``.
-
-    Ids sit at every second segment of the API's paths; the template names them instead of
-    quoting them, so that events and spans group by endpoint.
-    """
-    return _template(tuple(segments))
+    tail = tail.strip("/")
+    return _template(tuple(tail.split("/"))) if found and tail else path
 
 
 @attrs.frozen(kw_only=True)
@@ -203,6 +197,22 @@ def _wait_outcome(error: BaseException) -> WaitOutcome:
     return "error"
 
 
+def _attempt_finished(started: RequestStarted, duration: float, result: object) -> RequestFinished:
+    """The end of ``started``'s attempt: ``result`` is its answer or the exception it raised
+    (an error from an answer has a status too)."""
+    return RequestFinished(
+        call_id=started.call_id,
+        method=started.method,
+        route=started.route,
+        attempt=started.attempt,
+        duration=duration,
+        status=getattr(result, "status", None),
+        error=type(result).__name__ if isinstance(result, BaseException) else None,
+        outcome_unknown=bool(getattr(result, "outcome_unknown", False)),
+        request_id=getattr(result, "request_id", None),
+    )
+
+
 def _state_name(value: object) -> str | None:
     state = getattr(value, "state", None)
     return None if state is None else str(getattr(state, "value", state))
@@ -297,33 +307,9 @@ class Emitter:
         try:
             answer = await send(started.headers)
         except BaseException as error:
-            self.emit(
-                RequestFinished(
-                    call_id=started.call_id,
-                    method=started.method,
-                    route=started.route,
-                    attempt=started.attempt,
-                    duration=time.monotonic() - begun,
-                    status=getattr(error, "status", None),
-                    error=type(error).__name__,
-                    outcome_unknown=bool(getattr(error, "outcome_unknown", False)),
-                    request_id=getattr(error, "request_id", None),
-                )
-            )
+            self.emit(_attempt_finished(started, time.monotonic() - begun, error))
             raise
-        self.emit(
-            RequestFinished(
-                call_id=started.call_id,
-                method=started.method,
-                route=started.route,
-                attempt=started.attempt,
-                duration=time.monotonic() - begun,
-                status=answer.status,
-                error=None,
-                outcome_unknown=False,
-                request_id=answer.request_id,
-            )
-        )
+        self.emit(_attempt_finished(started, time.monotonic() - begun, answer))
         return answer
 
     def wait(
@@ -355,32 +341,25 @@ class Emitter:
         self.emit(
             WaitStarted(wait_id=wait_id, what=what, subject=subject, target=target, timeout=timeout)
         )
-        try:
-            result = await waiting
-        except BaseException as error:
-            last = getattr(error, "last_seen", None)
-            self.emit(
-                WaitFinished(
-                    wait_id=wait_id,
-                    what=what,
-                    subject=subject,
-                    outcome=_wait_outcome(error),
-                    duration=loop.time() - started,
-                    state=_state_name(last),
-                    error=type(error).__name__,
-                )
-            )
-            raise
-        self.emit(
-            WaitFinished(
+
+        def finished(outcome: WaitOutcome, seen: object, error: str | None = None) -> WaitFinished:
+            return WaitFinished(
                 wait_id=wait_id,
                 what=what,
                 subject=subject,
-                outcome="succeeded",
+                outcome=outcome,
                 duration=loop.time() - started,
-                state=_state_name(result),
+                state=_state_name(seen),
+                error=error,
             )
-        )
+
+        try:
+            result = await waiting
+        except BaseException as error:
+            seen = getattr(error, "last_seen", None)
+            self.emit(finished(_wait_outcome(error), seen, type(error).__name__))
+            raise
+        self.emit(finished("succeeded", result))
         return result
 
     async def aclose(self) -> None:
