@@ -34,6 +34,8 @@ __all__ = [
     "Outputs",
     "Overrides",
     "SecretStr",
+    "check_overrides",
+    "check_ttl",
     "secret_values",
 ]
 
@@ -336,15 +338,18 @@ def _check_name(_: object, __: attrs.Attribute[str], value: object) -> None:
         raise InvalidArgumentError("an instance name must not be empty")
 
 
-def _ttl_seconds(value: object) -> float | None:
-    """A guard's ttl: positive seconds or a timedelta (GUARD, issue 14), None for none."""
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if seconds is None:
+def check_ttl(ttl: object, what: str = "ttl") -> float | None:
+    """A ttl in seconds (``timedelta`` accepted), or None for no deadline; refuses the rest.
+
+    An instance's ttl is read by a guarded client's reaper (``streamrun_async.guard``).
+    """
+    if ttl is None:
         return None
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise InvalidArgumentTypeError(f"ttl must be seconds or a timedelta, got {value!r}")
+        raise InvalidArgumentTypeError(f"{what} must be seconds or a timedelta, got {ttl!r}")
     if not (seconds > 0 and math.isfinite(seconds)):
-        raise InvalidArgumentError(f"ttl must be a positive, finite duration, got {value!r}")
+        raise InvalidArgumentError(f"{what} must be a positive, finite duration, got {ttl!r}")
     return float(seconds)
 
 
@@ -357,7 +362,7 @@ class InstanceSettings:
 
     name: str = attrs.field(validator=_check_name)
     overrides: Overrides = attrs.field(factory=dict, converter=check_overrides, hash=False)
-    ttl: float | None = attrs.field(default=None, converter=_ttl_seconds, kw_only=True)
+    ttl: float | None = attrs.field(default=None, converter=check_ttl, kw_only=True)
     """Seconds until a guarded client's reaper stops this instance (never sent)."""
 
     def to_json(self) -> dict[str, Any]:

@@ -10,30 +10,18 @@ later (a restarted bot, ``streamrun reap`` from cron) enforces it.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from .._exceptions import InvalidArgumentError, InvalidArgumentTypeError
+from .._models import check_ttl
 
 __all__ = ["Lease", "check_owner", "check_ttl", "names_match"]
 
 _MAX_OWNER = 128
-
-
-def check_ttl(ttl: object, what: str = "ttl") -> float | None:
-    """A ttl in seconds (``timedelta`` accepted), or None for no deadline; refuses the rest."""
-    if ttl is None:
-        return None
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise InvalidArgumentTypeError(f"{what} must be seconds or a timedelta, got {ttl!r}")
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise InvalidArgumentError(f"{what} must be a positive, finite duration, got {ttl!r}")
-    return float(seconds)
 
 
 def check_owner(owner: object) -> str:
