@@ -9,12 +9,18 @@ from __future__ import annotations
 import builtins
 from collections.abc import Collection, Coroutine, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 from yarl import URL
 
-from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, ResponseDecodeError
+from ._exceptions import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    ResponseDecodeError,
+    StreamrunError,
+    WaitTimeoutError,
+)
 from ._http import Response, Transport, path_segment
 from ._models import (
     Configuration,
@@ -301,15 +307,21 @@ class InstanceRequests(_Resource):
         *,
         timeout: float = 600.0,
         failure: Collection[InstanceState] = (),
+        on_timeout: Literal["raise", "stop"] = "raise",
     ) -> Coroutine[Any, Any, InstanceRequest]:
         """Wait until the request is RUNNING (every instance has a server); returns it.
 
         Pass the ``InstanceRequest`` from ``launch`` rather than its id to save a call.
         Raises ``WaitTimeoutError`` (with the last state seen) after ``timeout`` seconds,
         and ``WaiterError`` when the request reaches a ``failure`` state or disappears.
-        Every waiter of the client shares one poller.
+        Every waiter of the client shares one poller. ``on_timeout="stop"``: at the
+        deadline, every instance of the request that is not RUNNING is stopped and the
+        stop confirmed (``sr.stop_unfinished``) before the ``WaitTimeoutError`` is raised,
+        so nothing queued starts billing later.
         """
         _check_id(request)
+        if on_timeout not in ("raise", "stop"):
+            raise InvalidArgumentError(f'on_timeout must be "raise" or "stop", got {on_timeout!r}')
         # Returns the waiting coroutine itself (arguments checked now): one frame less for
         # each of the thousands of waiters a fleet tool may hold.
         waiting = wait_for_request(
@@ -320,13 +332,31 @@ class InstanceRequests(_Resource):
             timeout=timeout,
         )
         # The coroutine itself when the client has no hooks; else wrapped in wait events.
-        return self._transport.events.wait(
+        waited = self._transport.events.wait(
             waiting,
             what="request",
             subject=request if isinstance(request, str) else request.id,
             target=(InstanceState.RUNNING,),
             timeout=timeout,
         )
+        return waited if on_timeout == "raise" else self._stop_on_timeout(waited, request)
+
+    async def _stop_on_timeout(
+        self, waited: Coroutine[Any, Any, InstanceRequest], request: str | InstanceRequest
+    ) -> InstanceRequest:
+        try:
+            return await waited
+        except WaitTimeoutError as timed_out:
+            from .guard._stop import stop_requests  # the guard loads only when used
+
+            instances = Instances(self._transport, self._poller)
+            try:
+                report = await stop_requests(instances.list, instances.stop, self.get, [request])
+            except StreamrunError as failed:
+                # Something may still bill: that is the error to see, the timeout its cause.
+                raise failed from timed_out
+            timed_out.add_note(report.describe())
+            raise
 
     def watch(
         self, requests: Iterable[str | InstanceRequest], *, timeout: float = 600.0

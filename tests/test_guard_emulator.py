@@ -581,3 +581,46 @@ async def test_the_api_down_at_start_does_not_keep_the_bot_from_starting(h: Harn
     async with h.client(guard) as client:  # the sweep's list fails: logged, not raised
         assert h.emu.state.count() == 1
         assert len((await guard.reap()).stopped) == 1
+
+
+async def test_wait_until_running_on_timeout_stop_leaves_nothing_queued() -> None:
+    small = Emulator(clock="virtual", boot_time=4, capacity=2)
+    poll = sr.PollPolicy(min_interval=0.01, max_interval=0.02, requests_per_second=200)
+    async with small, small.client(retry=sr.RetryPolicy.for_testing(), poll=poll) as client:
+        cfg = small.configuration_ids[0]
+        first = await client.configurations.launch(cfg, cam("runs"))
+        await small.advance(5)
+        # One server left: one of these boots and runs, the other waits in the queue.
+        second = await client.configurations.launch(cfg, cam("a") + cam("b"))
+        await small.advance(5)
+        assert small.state.count("QUEUED") == 1
+        with pytest.raises(sr.WaitTimeoutError) as caught:
+            await client.instance_requests.wait_until_running(
+                second, timeout=0.1, on_timeout="stop"
+            )
+        assert any("stopped 1 unfinished" in note for note in caught.value.__notes__)
+        assert small.state.count("QUEUED") == 0
+        assert small.state.count("RUNNING") == 2  # RUNNING by the deadline: kept
+        await small.advance(60)
+        assert small.state.count() == 2  # nothing queued started later
+        with pytest.raises(sr.InvalidArgumentError):
+            client.instance_requests.wait_until_running(first, on_timeout="cancel")  # type: ignore[arg-type]
+
+
+async def test_on_timeout_stop_that_cannot_be_confirmed_is_the_error_raised() -> None:
+    from streamrun_async.testing import Fault
+
+    small = Emulator(clock="virtual", boot_time=4, capacity=1)
+    async with small, small.client(retry=sr.RetryPolicy.disabled()) as client:
+        cfg = small.configuration_ids[0]
+        await client.configurations.launch(cfg, cam("runs"))
+        await small.advance(5)
+        queued = await client.configurations.launch(cfg, cam("waits"))
+        small.faults.script("DELETE /instances/{instanceId}", [Fault.HTTP_503] * 10)
+        with pytest.raises(sr.StopNotConfirmedError) as caught:
+            await client.instance_requests.wait_until_running(
+                queued, timeout=0.05, on_timeout="stop"
+            )
+        assert isinstance(caught.value.__cause__, sr.WaitTimeoutError)
+        assert caught.value.instance_ids == queued.instance_ids
+        assert small.state.count("QUEUED") == 1
