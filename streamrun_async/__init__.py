@@ -62,8 +62,8 @@ from ._models import (
     Overrides,
 )
 from ._resources import AcceptedLaunch
-from ._secret import SecretStr
 from ._retry import RetryEvent, RetryPolicy
+from ._secret import SecretStr
 from .watch import ChangeKind, InstanceChange, InstanceWatch, PollPolicy, RequestWatch
 
 if TYPE_CHECKING:
@@ -297,7 +297,6 @@ __all__ = [
     "UnknownOwnerError",
     "stop_unfinished",
 ]
-
 
 
 def _public(value: Any) -> Any:

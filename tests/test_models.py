@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import pickle
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -313,5 +315,22 @@ def test_error_tree() -> None:
 def test_public_names_are_exported() -> None:
     for name in sr.__all__:
         assert getattr(sr, name) is not None
+
+
+def test_the_package_lists_of_public_names_agree() -> None:
+    """Lazily loaded names are imported for type checkers (under TYPE_CHECKING) and listed
+    in ``__all__``, and so is every name imported at once: the lists cannot drift apart."""
+    tree = ast.parse(Path(sr.__file__).read_text())
+    typed: set[str] = set()
+    eager: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for found in ast.walk(node):
+                if isinstance(found, ast.ImportFrom):
+                    typed |= {alias.asname or alias.name for alias in found.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 1:
+            eager |= {alias.asname or alias.name for alias in node.names}
+    assert typed == set(sr._LAZY)
+    assert sorted(sr.__all__) == sorted(eager | typed)
     assert "tenacity" not in repr(vars(sr.RetryPolicy))
     assert isinstance(sr.__version__, str)
