@@ -6,15 +6,20 @@ bundle knobs into whole servers. ``Emulator(dialect=Dialect.text_answers())``; t
 is `Dialect.observed`, the shapes community code saw from the live API. A dialect is served
 on every route: the same envelope rule, timestamp format, state spelling and error body.
 
-Knobs change how answers are *spelled* and *when* changes are *seen*; the account's truth
-(``emu.state``) is the same in every dialect, with names as launched and states upper case.
+Knobs change how answers are *spelled* and *when* changes are *seen*. The account's truth
+(``emu.state``) has names as launched and states upper case in every dialect; what it
+cannot share are the states the dialect names (``booting_state``, ``failed_state``,
+lingering STOPPING/STOPPED) and request timing (``request_state``).
+
+Presets are data (`_Preset`: a docstring and the knobs it changes), so adding one is one
+entry in the class body.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, get_args
 
 import attrs
 
@@ -45,8 +50,9 @@ NoCapacityWording = Literal["slots", "free_slot", "maximum"]
 ElementsForm = Literal["list", "object"]
 
 
-def _one_of(*values: object) -> Any:
-    return attrs.validators.in_(values)
+def _one_of(literal: Any, *more: object) -> Any:
+    """A validator accepting the values of a ``Literal`` type (and ``more``)."""
+    return attrs.validators.in_((*get_args(literal), *more))
 
 
 def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -54,9 +60,38 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
         raise ValueError(f"{attribute.name} cannot be negative, not {value}")
 
 
+_PRESET_KNOBS: dict[str, dict[str, Any]] = {}
+"""Each preset's knobs by name, in the order the class lists them (`_Preset` fills it)."""
+
+
+class _Preset:
+    """A preset as data: its docstring and the knobs it changes. As an attribute of
+    `Dialect` it is a function of no arguments, ``Dialect.classic()``, returning the
+    preset (attrs checks the knobs when the presets are first built)."""
+
+    def __init__(self, doc: str, **knobs: Any) -> None:
+        self.__doc__ = doc
+        self._knobs = knobs
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+        _PRESET_KNOBS[name] = self._knobs
+
+    def __get__(self, instance: object, owner: type | None = None) -> Callable[[], Dialect]:
+        name = self._name
+
+        def preset() -> Dialect:
+            return _presets()[name]
+
+        preset.__name__ = preset.__qualname__ = name
+        preset.__doc__ = self.__doc__
+        return preset
+
+
 @attrs.frozen(kw_only=True)
 class Dialect:
-    """The knobs of one server dialect; presets are classmethods, `Dialect.presets()`.
+    """The knobs of one server dialect; each preset is called by name, `Dialect.presets()`.
 
     ::
 
@@ -124,66 +159,40 @@ class Dialect:
     """The preset's name (``"custom"`` for one made by hand); not compared."""
     envelopes: bool = True
     object_envelopes: bool = False
-    empty_list: EmptyList = attrs.field(
-        default="envelope",
-        validator=_one_of("envelope", "null", "object", "null_envelope", "no_content"),
-    )
+    empty_list: EmptyList = attrs.field(default="envelope", validator=_one_of(EmptyList))
     list_summaries: bool = False
     element_settings: bool = True
-    elements_form: ElementsForm = attrs.field(default="list", validator=_one_of("list", "object"))
+    elements_form: ElementsForm = attrs.field(default="list", validator=_one_of(ElementsForm))
     destination_platform: bool = True
-    detail_state: DetailState = attrs.field(default="object", validator=_one_of("string", "object"))
-    status_field: StatusField = attrs.field(
-        default="status", validator=_one_of("status", "state.status", "state.state")
-    )
-    state_case: StateCase = attrs.field(default="upper", validator=_one_of("upper", "lower"))
-    booting_state: BootingState = attrs.field(
-        default="QUEUED", validator=_one_of("QUEUED", "STARTING")
-    )
-    failed_state: FailedState = attrs.field(default="FAILED", validator=_one_of("FAILED", "ERROR"))
-    instance_names: InstanceNames = attrs.field(
-        default="exact", validator=_one_of("exact", "absent", "lower", "truncate")
-    )
+    detail_state: DetailState = attrs.field(default="object", validator=_one_of(DetailState))
+    status_field: StatusField = attrs.field(default="status", validator=_one_of(StatusField))
+    state_case: StateCase = attrs.field(default="upper", validator=_one_of(StateCase))
+    booting_state: BootingState = attrs.field(default="QUEUED", validator=_one_of(BootingState))
+    failed_state: FailedState = attrs.field(default="FAILED", validator=_one_of(FailedState))
+    instance_names: InstanceNames = attrs.field(default="exact", validator=_one_of(InstanceNames))
     name_max_length: int = 16
     instance_request_id: bool = True
     instance_configuration_id: bool = True
-    timestamps: Timestamps = attrs.field(
-        default="iso", validator=_one_of("iso", "epoch_s", "epoch_ms", "rfc1123")
-    )
+    timestamps: Timestamps = attrs.field(default="iso", validator=_one_of(Timestamps))
     request_state: RequestStateMode = attrs.field(
-        default="follows", validator=_one_of("follows", "leads", "lags")
+        default="follows", validator=_one_of(RequestStateMode)
     )
     request_lag: float = attrs.field(default=5.0, validator=_non_negative)
     list_lag: float = attrs.field(default=0.0, validator=_non_negative)
     detail_lag: bool = False
     stopping_time: float = attrs.field(default=0.0, validator=_non_negative)
     stopped_linger: float = attrs.field(default=0.0, validator=_non_negative)
-    stop_answer: StopAnswer = attrs.field(
-        default="no_content", validator=_one_of("no_content", "json", "text_ok")
-    )
-    restart_answer: StopAnswer = attrs.field(
-        default="json", validator=_one_of("no_content", "json", "text_ok")
-    )
-    launch_answer: LaunchAnswer = attrs.field(
-        default="created",
-        validator=_one_of(
-            "created",
-            "accepted",
-            "see_other",
-            "created_no_location",
-            "accepted_no_location",
-            "instance_body",
-            "absolute_location",
-        ),
-    )
+    stop_answer: StopAnswer = attrs.field(default="no_content", validator=_one_of(StopAnswer))
+    restart_answer: StopAnswer = attrs.field(default="json", validator=_one_of(StopAnswer))
+    launch_answer: LaunchAnswer = attrs.field(default="created", validator=_one_of(LaunchAnswer))
     page_size: int | None = None
-    pagination: Pagination | None = attrs.field(
-        default=None, validator=_one_of(None, "link", "field", "cursor")
+    pagination: Pagination | None = attrs.field(default=None, validator=_one_of(Pagination, None))
+    error_body: ErrorBody = attrs.field(default="json", validator=_one_of(ErrorBody))
+    no_capacity_status: int = attrs.field(
+        default=400, validator=attrs.validators.in_((400, 402, 403, 409))
     )
-    error_body: ErrorBody = attrs.field(default="json", validator=_one_of("json", "text"))
-    no_capacity_status: int = attrs.field(default=400, validator=_one_of(400, 402, 403, 409))
     no_capacity_wording: NoCapacityWording = attrs.field(
-        default="slots", validator=_one_of("slots", "free_slot", "maximum")
+        default="slots", validator=_one_of(NoCapacityWording)
     )
 
     def __attrs_post_init__(self) -> None:
@@ -209,8 +218,6 @@ class Dialect:
         )
         return f"<Dialect {self.name}{': ' + changed if changed else ''}>"
 
-    # -- presets ------------------------------------------------------------------
-
     @classmethod
     def presets(cls) -> dict[str, Dialect]:
         """Every named preset, name -> dialect, ``observed`` first."""
@@ -226,198 +233,158 @@ class Dialect:
                 f"no dialect preset {name!r}; presets are: {', '.join(_presets())}"
             ) from None
 
-    @classmethod
-    def observed(cls) -> Dialect:
-        """What community code saw from the live API (the default): lists wrapped, detail
-        objects bare, the detail ``state`` an object with stream keys (status in
-        ``status``), elements with ``settings``, destinations with ``platform``."""
-        return cls(name="observed")
+    # -- presets: Dialect.<name>() builds one; presets() lists them in this order --------
 
-    @classmethod
-    def classic(cls) -> Dialect:
-        """The emulator's shapes before dialects: bare bodies, ``state`` a string
-        everywhere, elements without settings."""
-        return cls(
-            name="classic",
-            envelopes=False,
-            detail_state="string",
-            element_settings=False,
-        )
-
-    @classmethod
-    def wrapped(cls) -> Dialect:
-        """The classic shapes with every body in an envelope, objects too
-        (``{"instance": {...}}``)."""
-        return cls(
-            name="wrapped", object_envelopes=True, detail_state="string", element_settings=False
-        )
-
-    @classmethod
-    def lowercase_epoch(cls) -> Dialect:
-        """``"running"``, epoch seconds, the detail status in ``state.status``."""
-        return cls(
-            name="lowercase_epoch",
-            state_case="lower",
-            timestamps="epoch_s",
-            status_field="state.status",
-        )
-
-    @classmethod
-    def epoch_ms_keyed(cls) -> Dialect:
-        """Epoch milliseconds, elements keyed by id, configuration lists of summaries,
-        the detail status in ``state.state``."""
-        return cls(
-            name="epoch_ms_keyed",
-            timestamps="epoch_ms",
-            elements_form="object",
-            list_summaries=True,
-            status_field="state.state",
-        )
-
-    @classmethod
-    def rfc1123_bare(cls) -> Dialect:
-        """Bare arrays, RFC 1123 dates, STARTING while booting, no destination platform."""
-        return cls(
-            name="rfc1123_bare",
-            envelopes=False,
-            timestamps="rfc1123",
-            booting_state="STARTING",
-            destination_platform=False,
-        )
-
-    @classmethod
-    def paginated_link(cls) -> Dialect:
-        """Pages of two, bare arrays, ``Link: <...>; rel="next"`` (absolute URLs)."""
-        return cls(name="paginated_link", envelopes=False, page_size=2, pagination="link")
-
-    @classmethod
-    def paginated_field(cls) -> Dialect:
-        """Pages of two, a relative ``next`` URL beside the items."""
-        return cls(name="paginated_field", page_size=2, pagination="field")
-
-    @classmethod
-    def paginated_cursor(cls) -> Dialect:
-        """Pages of three, an opaque ``nextCursor`` beside the items (``?cursor=``)."""
-        return cls(name="paginated_cursor", page_size=3, pagination="cursor")
-
-    @classmethod
-    def sparse_instances(cls) -> Dialect:
-        """Instances without ``requestId``, ``configurationId`` or ``name``; a launch
-        refused with 403 "Maximum number of instances reached"."""
-        return cls(
-            name="sparse_instances",
-            instance_request_id=False,
-            instance_configuration_id=False,
-            instance_names="absent",
-            no_capacity_status=403,
-            no_capacity_wording="maximum",
-        )
-
-    @classmethod
-    def lowercase_names(cls) -> Dialect:
-        """Names echoed lowercased."""
-        return cls(name="lowercase_names", instance_names="lower")
-
-    @classmethod
-    def truncated_names(cls) -> Dialect:
-        """Names echoed cut to 8 characters."""
-        return cls(name="truncated_names", instance_names="truncate", name_max_length=8)
-
-    @classmethod
-    def lagging_lists(cls) -> Dialect:
-        """A launch shows in lists, its detail and its request only 3 s later."""
-        return cls(name="lagging_lists", list_lag=3.0, detail_lag=True)
-
-    @classmethod
-    def request_leads(cls) -> Dialect:
-        """The request RUNNING once servers are allocated, instances still STARTING."""
-        return cls(name="request_leads", request_state="leads", booting_state="STARTING")
-
-    @classmethod
-    def request_lags(cls) -> Dialect:
-        """The request QUEUED for 5 s after its instances run."""
-        return cls(name="request_lags", request_state="lags", request_lag=5.0)
-
-    @classmethod
-    def text_answers(cls) -> Dialect:
-        """Errors as text, stops and restarts ``200 text/plain OK``, launches ``303``,
-        a launch refused with 409 "No free instance slot"."""
-        return cls(
-            name="text_answers",
-            error_body="text",
-            stop_answer="text_ok",
-            restart_answer="text_ok",
-            launch_answer="see_other",
-            no_capacity_status=409,
-            no_capacity_wording="free_slot",
-        )
-
-    @classmethod
-    def json_answers(cls) -> Dialect:
-        """Stops answered with the stopping instances, launches 202 with ``Location``,
-        a launch refused with 402 "No free instance slot"."""
-        return cls(
-            name="json_answers",
-            stop_answer="json",
-            launch_answer="accepted",
-            no_capacity_status=402,
-            no_capacity_wording="free_slot",
-        )
-
-    @classmethod
-    def launch_body_only(cls) -> Dialect:
-        """Launches answered 201 with the request and no ``Location``; restarts 204."""
-        return cls(
-            name="launch_body_only",
-            launch_answer="created_no_location",
-            restart_answer="no_content",
-        )
-
-    @classmethod
-    def launch_accepted_body(cls) -> Dialect:
-        """Launches answered 202 with the request and no ``Location``."""
-        return cls(name="launch_accepted_body", launch_answer="accepted_no_location")
-
-    @classmethod
-    def launch_instance_body(cls) -> Dialect:
-        """Launches answered with the created instance object(s), no ``Location``."""
-        return cls(name="launch_instance_body", launch_answer="instance_body")
-
-    @classmethod
-    def launch_unnamed(cls) -> Dialect:
-        """Launches answered with the created instances, which carry no ``requestId``:
-        the answer names no instance request at all."""
-        return cls(name="launch_unnamed", launch_answer="instance_body", instance_request_id=False)
-
-    @classmethod
-    def launch_absolute(cls) -> Dialect:
-        """Launches answered with an absolute ``Location`` URL."""
-        return cls(name="launch_absolute", launch_answer="absolute_location")
-
-    @classmethod
-    def empty_null(cls) -> Dialect:
-        """An empty list is ``null``."""
-        return cls(name="empty_null", empty_list="null")
-
-    @classmethod
-    def empty_object(cls) -> Dialect:
-        """An empty list is ``{}``."""
-        return cls(name="empty_object", empty_list="object")
-
-    @classmethod
-    def empty_null_envelope(cls) -> Dialect:
-        """An empty list is ``{"instances": null}``."""
-        return cls(name="empty_null_envelope", empty_list="null_envelope")
-
-    @classmethod
-    def empty_no_content(cls) -> Dialect:
-        """An empty list is a 204 without a body."""
-        return cls(name="empty_no_content", empty_list="no_content")
-
-    @classmethod
-    def stops_linger(cls) -> Dialect:
-        """Stopped instances stay listed, 2 s STOPPING then 3 s STOPPED; failures as ERROR."""
-        return cls(name="stops_linger", stopping_time=2.0, stopped_linger=3.0, failed_state="ERROR")
+    observed = _Preset(
+        "What community code saw from the live API (the default): lists wrapped, detail "
+        "objects bare, the detail ``state`` an object with stream keys (status in "
+        "``status``), elements with ``settings``, destinations with ``platform``."
+    )
+    classic = _Preset(
+        "The emulator's shapes before dialects: bare bodies, ``state`` a string "
+        "everywhere, elements without settings.",
+        envelopes=False,
+        detail_state="string",
+        element_settings=False,
+    )
+    wrapped = _Preset(
+        'The classic shapes with every body in an envelope, objects too (``{"instance": {...}}``).',
+        object_envelopes=True,
+        detail_state="string",
+        element_settings=False,
+    )
+    lowercase_epoch = _Preset(
+        '``"running"``, epoch seconds, the detail status in ``state.status``.',
+        state_case="lower",
+        timestamps="epoch_s",
+        status_field="state.status",
+    )
+    epoch_ms_keyed = _Preset(
+        "Epoch milliseconds, elements keyed by id, configuration lists of summaries, "
+        "the detail status in ``state.state``.",
+        timestamps="epoch_ms",
+        elements_form="object",
+        list_summaries=True,
+        status_field="state.state",
+    )
+    rfc1123_bare = _Preset(
+        "Bare arrays, RFC 1123 dates, STARTING while booting, no destination platform.",
+        envelopes=False,
+        timestamps="rfc1123",
+        booting_state="STARTING",
+        destination_platform=False,
+    )
+    paginated_link = _Preset(
+        'Pages of two, bare arrays, ``Link: <...>; rel="next"`` (absolute URLs).',
+        envelopes=False,
+        page_size=2,
+        pagination="link",
+    )
+    paginated_field = _Preset(
+        "Pages of two, a relative ``next`` URL beside the items.",
+        page_size=2,
+        pagination="field",
+    )
+    paginated_cursor = _Preset(
+        "Pages of three, an opaque ``nextCursor`` beside the items (``?cursor=``).",
+        page_size=3,
+        pagination="cursor",
+    )
+    sparse_instances = _Preset(
+        "Instances without ``requestId``, ``configurationId`` or ``name``; a launch "
+        'refused with 403 "Maximum number of instances reached".',
+        instance_request_id=False,
+        instance_configuration_id=False,
+        instance_names="absent",
+        no_capacity_status=403,
+        no_capacity_wording="maximum",
+    )
+    lowercase_names = _Preset(
+        "Names echoed lowercased.",
+        instance_names="lower",
+    )
+    truncated_names = _Preset(
+        "Names echoed cut to 8 characters.",
+        instance_names="truncate",
+        name_max_length=8,
+    )
+    lagging_lists = _Preset(
+        "A launch shows in lists, its detail and its request only 3 s later.",
+        list_lag=3.0,
+        detail_lag=True,
+    )
+    request_leads = _Preset(
+        "The request RUNNING once servers are allocated, instances still STARTING.",
+        request_state="leads",
+        booting_state="STARTING",
+    )
+    request_lags = _Preset(
+        "The request QUEUED for 5 s after its instances run.",
+        request_state="lags",
+    )
+    text_answers = _Preset(
+        "Errors as text, stops and restarts ``200 text/plain OK``, launches ``303``, a "
+        'launch refused with 409 "No free instance slot".',
+        error_body="text",
+        stop_answer="text_ok",
+        restart_answer="text_ok",
+        launch_answer="see_other",
+        no_capacity_status=409,
+        no_capacity_wording="free_slot",
+    )
+    json_answers = _Preset(
+        "Stops answered with the stopping instances, launches 202 with ``Location``, a "
+        'launch refused with 402 "No free instance slot".',
+        stop_answer="json",
+        launch_answer="accepted",
+        no_capacity_status=402,
+        no_capacity_wording="free_slot",
+    )
+    launch_body_only = _Preset(
+        "Launches answered 201 with the request and no ``Location``; restarts 204.",
+        launch_answer="created_no_location",
+        restart_answer="no_content",
+    )
+    launch_accepted_body = _Preset(
+        "Launches answered 202 with the request and no ``Location``.",
+        launch_answer="accepted_no_location",
+    )
+    launch_instance_body = _Preset(
+        "Launches answered with the created instance object(s), no ``Location``.",
+        launch_answer="instance_body",
+    )
+    launch_unnamed = _Preset(
+        "Launches answered with the created instances, which carry no ``requestId``: "
+        "the answer names no instance request at all.",
+        launch_answer="instance_body",
+        instance_request_id=False,
+    )
+    launch_absolute = _Preset(
+        "Launches answered with an absolute ``Location`` URL.",
+        launch_answer="absolute_location",
+    )
+    empty_null = _Preset(
+        "An empty list is ``null``.",
+        empty_list="null",
+    )
+    empty_object = _Preset(
+        "An empty list is ``{}``.",
+        empty_list="object",
+    )
+    empty_null_envelope = _Preset(
+        'An empty list is ``{"instances": null}``.',
+        empty_list="null_envelope",
+    )
+    empty_no_content = _Preset(
+        "An empty list is a 204 without a body.",
+        empty_list="no_content",
+    )
+    stops_linger = _Preset(
+        "Stopped instances stay listed, 2 s STOPPING then 3 s STOPPED; failures as ERROR.",
+        stopping_time=2.0,
+        stopped_linger=3.0,
+        failed_state="ERROR",
+    )
 
     # -- spelling helpers for the server ----------------------------------------------
 
@@ -436,40 +403,9 @@ class Dialect:
         return None
 
 
-_PRESET_METHODS = (
-    "observed",
-    "classic",
-    "wrapped",
-    "lowercase_epoch",
-    "epoch_ms_keyed",
-    "rfc1123_bare",
-    "paginated_link",
-    "paginated_field",
-    "paginated_cursor",
-    "sparse_instances",
-    "lowercase_names",
-    "truncated_names",
-    "lagging_lists",
-    "request_leads",
-    "request_lags",
-    "text_answers",
-    "json_answers",
-    "launch_body_only",
-    "launch_accepted_body",
-    "launch_instance_body",
-    "launch_unnamed",
-    "launch_absolute",
-    "empty_null",
-    "empty_object",
-    "empty_null_envelope",
-    "empty_no_content",
-    "stops_linger",
-)
-
-
 @functools.cache
 def _presets() -> Mapping[str, Dialect]:
-    return {name: getattr(Dialect, name)() for name in _PRESET_METHODS}
+    return {name: Dialect(name=name, **knobs) for name, knobs in _PRESET_KNOBS.items()}
 
 
 @functools.cache
