@@ -20,7 +20,7 @@ from ._exceptions import APIConnectionError, APIError, APIStatusError, InvalidAr
 if TYPE_CHECKING:
     from ._events import Emitter
 
-__all__ = ["RetryEvent", "RetryPolicy", "call_with_retries", "is_retryable"]
+__all__ = ["RetryEvent", "RetryPolicy", "call_with_retries", "is_retryable", "retry_after"]
 
 _T = TypeVar("_T")
 
@@ -107,7 +107,7 @@ def is_retryable(error: APIError, *, idempotent: bool) -> bool:
     return False
 
 
-def retry_after(error: BaseException) -> float | None:
+def retry_after(error: BaseException | None) -> float | None:
     """The server's ``Retry-After`` in seconds, if ``error`` is an answer that gave one."""
     return error.retry_after if isinstance(error, APIStatusError) else None
 

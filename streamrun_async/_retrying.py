@@ -41,8 +41,7 @@ class WaitBackoffOrRetryAfter(wait_base):
         self.policy = policy
 
     def __call__(self, retry_state: _t.RetryCallState) -> float:
-        error = _error(retry_state)
-        asked = retry_after(error) if error is not None else None
+        asked = retry_after(_error(retry_state))
         return max(asked or 0.0, self.policy.backoff(retry_state.attempt_number))
 
 
@@ -53,8 +52,7 @@ class StopIfRetryAfterAbove(stop_base):
         self.cap = cap
 
     def __call__(self, retry_state: _t.RetryCallState) -> bool:
-        error = _error(retry_state)
-        asked = retry_after(error) if error is not None else None
+        asked = retry_after(_error(retry_state))
         return asked is not None and asked > self.cap
 
 
