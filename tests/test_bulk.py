@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
+from collections.abc import AsyncIterator
 
 import pytest
+from _launch_support import LAUNCH, LIST_CFG, SETTLE, emulated, fast_client, run_with_clock
 
 import streamrun_async as sr
 from streamrun_async.testing import Emulator, Fault
-
-T = TypeVar("T")
-FAST = sr.PollPolicy(min_interval=0.002, max_interval=0.01, requests_per_second=10_000)
-LAUNCH = "POST /configurations/{configurationId}/instances"
-LIST_CFG = "GET /configurations/{configurationId}/instances"
-# Real seconds between the two lists that must agree a name is absent; the virtual clock
-# moves 5 s every 2 ms, so this is minutes of emulator time.
-SETTLE = 0.01
 
 
 def plan_for(
@@ -36,35 +28,20 @@ def plan_for(
     }
 
 
-async def run_with_clock(emu: Emulator, work: Awaitable[T], step: float = 5.0) -> T:
-    """Drive the virtual clock forward while ``work`` runs, as time passes in production."""
-    task = asyncio.ensure_future(work)
-    async with asyncio.timeout(30):
-        while not task.done():
-            await asyncio.sleep(0.002)
-            await emu.advance(step)
-    return task.result()
-
-
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(
-        clock="virtual", boot_time=5, idle_timeout=None, configurations=5
-    ) as emulator:
+    async with emulated(configurations=5) as emulator:
         yield emulator
 
 
 @pytest.fixture
 async def client(emu: Emulator) -> AsyncIterator[sr.StreamrunClient]:
-    async with emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as c:
+    async with fast_client(emu) as c:
         yield c
 
 
 async def test_five_hundred_instances_exactly_once_under_dropped_and_refused_launches() -> None:
-    async with (
-        Emulator(clock="virtual", boot_time=5, idle_timeout=None, configurations=50, seed=7) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
-    ):
+    async with emulated(configurations=50, seed=7) as emu, fast_client(emu, attempts=6) as client:
         emu.faults.set_rate(Fault.DROP_AFTER, 0.10, route=LAUNCH)
         emu.faults.set_rate(Fault.HTTP_503, 0.10, route=LAUNCH)
         plan = plan_for(emu, 10)
@@ -131,12 +108,7 @@ async def test_fail_fast_stops_with_the_report(emu: Emulator, client: sr.Streamr
 
 
 async def test_no_capacity_is_a_certain_failure_reported_per_configuration() -> None:
-    async with (
-        Emulator(
-            clock="virtual", boot_time=5, idle_timeout=None, configurations=2, slot_limit=3
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
-    ):
+    async with emulated(configurations=2, slot_limit=3) as emu, fast_client(emu) as client:
         a, b = emu.configuration_ids
         plan = {
             a: [sr.InstanceSettings(name=f"a{n}") for n in range(3)],

@@ -9,34 +9,19 @@ import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Iterable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
 import attrs
 import pytest
+from _launch_support import FAST, LAUNCH, LIST_CFG, SETTLE, emulated, fast_client, run_with_clock
 
 import streamrun_async as sr
 from streamrun_async._bulk import MOVES, LaunchStatus, near_name, oldest_first, sight, transition
 from streamrun_async.testing import Dialect, Emulator, Fault
 
-T = TypeVar("T")
-FAST = sr.PollPolicy(min_interval=0.002, max_interval=0.01, requests_per_second=10_000)
-LAUNCH = "POST /configurations/{configurationId}/instances"
-LIST_CFG = "GET /configurations/{configurationId}/instances"
 STOP = "DELETE /instances/{instanceId}"
-# Real seconds; the virtual clock moves 5 s every 2 ms while run_with_clock drives it.
-SETTLE = 0.01
 S = LaunchStatus
-
-
-async def run_with_clock(emu: Emulator, work: Awaitable[T], step: float = 5.0) -> T:
-    """Drive the virtual clock forward while ``work`` runs, as time passes in production."""
-    task = asyncio.ensure_future(work)
-    async with asyncio.timeout(60):
-        while not task.done():
-            await asyncio.sleep(0.002)
-            await emu.advance(step)
-    return task.result()
 
 
 def names_of(emu: Emulator) -> Counter[str | None]:
@@ -45,15 +30,13 @@ def names_of(emu: Emulator) -> Counter[str | None]:
 
 @pytest.fixture
 async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator(
-        clock="virtual", boot_time=5, idle_timeout=None, configurations=3
-    ) as emulator:
+    async with emulated(configurations=3) as emulator:
         yield emulator
 
 
 @pytest.fixture
 async def client(emu: Emulator) -> AsyncIterator[sr.StreamrunClient]:
-    async with emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as c:
+    async with fast_client(emu) as c:
         yield c
 
 
@@ -186,15 +169,8 @@ def test_near_names_and_the_duplicate_rule() -> None:
 async def test_fifty_tasks_of_one_client_launch_each_name_once() -> None:
     lagging = attrs.evolve(Dialect.named("lagging_lists"), list_lag=3.0)
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=3,
-            dialect=lagging,
-            seed=3,
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
+        emulated(configurations=3, dialect=lagging, seed=3) as emu,
+        fast_client(emu, attempts=6) as client,
     ):
         emu.faults.set_rate(Fault.DROP_AFTER, 0.05, route=LAUNCH)
         universe = [(cfg, f"n{cfg[-4:]}-{k}") for cfg in emu.configuration_ids for k in range(20)]
@@ -256,8 +232,8 @@ async def test_a_lost_launch_is_relaunched_only_after_two_lists_a_settle_apart(
     # assumption broken (a settle shorter than the lag): the lost launch is sent again.
     lagging = attrs.evolve(Dialect.named("lagging_lists"), list_lag=0.3, detail_lag=False)
     async with (
-        Emulator(clock="real", boot_time=0, dialect=lagging, idle_timeout=None) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+        emulated(clock="real", boot_time=0, dialect=lagging) as emu,
+        fast_client(emu) as client,
     ):
         emu.faults.script(LAUNCH, [Fault.DROP_AFTER])
         cfg = emu.configuration_ids[0]
@@ -272,8 +248,8 @@ async def test_a_lost_launch_is_relaunched_only_after_two_lists_a_settle_apart(
 async def test_a_rerun_right_after_a_launch_sees_it_despite_the_lag() -> None:
     lagging = attrs.evolve(Dialect.named("lagging_lists"), list_lag=0.2, detail_lag=False)
     async with (
-        Emulator(clock="real", boot_time=0, dialect=lagging, idle_timeout=None) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+        emulated(clock="real", boot_time=0, dialect=lagging) as emu,
+        fast_client(emu) as client,
     ):
         cfg = emu.configuration_ids[0]
         plan = {cfg: [sr.InstanceSettings(name=f"r{k}") for k in range(3)]}
@@ -292,14 +268,8 @@ async def test_a_rerun_right_after_a_launch_sees_it_despite_the_lag() -> None:
 
 async def test_a_server_that_drops_names_gets_unknown_not_a_second_launch() -> None:
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=1,
-            dialect="sparse_instances",
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+        emulated(configurations=1, dialect="sparse_instances") as emu,
+        fast_client(emu) as client,
     ):
         cfg = emu.configuration_ids[0]
         emu.faults.script(LAUNCH, [Fault.DROP_AFTER])
@@ -318,14 +288,8 @@ async def test_a_server_that_drops_names_gets_unknown_not_a_second_launch() -> N
 
 async def test_a_launch_confirmed_without_names_teaches_the_client_not_to_trust_them() -> None:
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=1,
-            dialect="sparse_instances",
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+        emulated(configurations=1, dialect="sparse_instances") as emu,
+        fast_client(emu) as client,
     ):
         cfg = emu.configuration_ids[0]
         plan = {cfg: [sr.InstanceSettings(name="quiet")]}
@@ -347,12 +311,7 @@ async def test_a_launch_confirmed_without_names_teaches_the_client_not_to_trust_
 async def test_normalised_names_are_never_relaunched_on_absence(
     dialect: str, names: list[str]
 ) -> None:
-    async with (
-        Emulator(
-            clock="virtual", boot_time=5, idle_timeout=None, configurations=1, dialect=dialect
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
-    ):
+    async with emulated(configurations=1, dialect=dialect) as emu, fast_client(emu) as client:
         cfg = emu.configuration_ids[0]
         plan = {cfg: [sr.InstanceSettings(name=n) for n in names]}
         emu.faults.script(LAUNCH, [Fault.DROP_AFTER])
@@ -360,7 +319,7 @@ async def test_normalised_names_are_never_relaunched_on_absence(
         assert set(lost.unknown) == set(names)
         assert len(emu.state.instances) == 2
         # Another process (a fresh client) sees names like these and does not guess either.
-        async with emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as fresh:
+        async with fast_client(emu) as fresh:
             rerun = await run_with_clock(emu, fresh.launch_many(plan, settle=SETTLE))
         assert set(rerun.unknown) == set(names)
         assert "as the server stored it" in (rerun.items[names[0]].reason or "")
@@ -373,14 +332,8 @@ async def test_normalised_names_are_never_relaunched_on_absence(
 
 async def test_names_on_later_pages_are_found_and_never_relaunched() -> None:
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=1,
-            dialect="paginated_link",
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
+        emulated(configurations=1, dialect="paginated_link") as emu,
+        fast_client(emu, attempts=6) as client,
     ):
         cfg = emu.configuration_ids[0]
         # Later chunks' answers lost: their names can only be on the list's later pages.
@@ -400,14 +353,8 @@ async def test_names_on_later_pages_are_found_and_never_relaunched() -> None:
 
 async def test_a_list_that_cannot_be_read_whole_proves_no_absence() -> None:
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=1,
-            dialect="paginated_link",
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(attempts=2), poll=FAST) as client,
+        emulated(configurations=1, dialect="paginated_link") as emu,
+        fast_client(emu, attempts=2) as client,
     ):
         cfg = emu.configuration_ids[0]
         emu.faults.script(LAUNCH, [Fault.DROP_AFTER])
@@ -435,14 +382,8 @@ async def test_a_list_that_cannot_be_read_whole_proves_no_absence() -> None:
 
 async def test_a_stopped_instance_still_listed_does_not_count_as_existing() -> None:
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=1,
-            dialect="stops_linger",
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+        emulated(configurations=1, dialect="stops_linger") as emu,
+        fast_client(emu) as client,
     ):
         cfg = emu.configuration_ids[0]
         plan = {cfg: [sr.InstanceSettings(name="phoenix")]}
@@ -672,15 +613,8 @@ async def test_every_dialect_launches_each_name_at_most_once_under_lost_answers(
     dialect: Dialect,
 ) -> None:
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=2,
-            dialect=dialect,
-            seed=2,
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(attempts=6), poll=FAST) as client,
+        emulated(configurations=2, dialect=dialect, seed=2) as emu,
+        fast_client(emu, attempts=6) as client,
     ):
         emu.faults.set_rate(Fault.DROP_AFTER, 0.25, route=LAUNCH)
         plan = {
@@ -766,14 +700,8 @@ async def test_locked_work_stops_before_the_lease_could_expire(emu: Emulator) ->
 
 async def test_instances_of_the_lost_request_count_as_found_whatever_their_names() -> None:
     async with (
-        Emulator(
-            clock="virtual",
-            boot_time=5,
-            idle_timeout=None,
-            configurations=1,
-            dialect="lowercase_names",
-        ) as emu,
-        emu.client(retry=sr.RetryPolicy.for_testing(), poll=FAST) as client,
+        emulated(configurations=1, dialect="lowercase_names") as emu,
+        fast_client(emu) as client,
     ):
         cfg = emu.configuration_ids[0]
         emu.faults.script(LAUNCH, [Fault.DROP_AFTER])
