@@ -158,7 +158,10 @@ async def test_cancelled_without_rollback_keeps_what_launched_in_the_report(
     # What launched is reported; a POST cut off by the cancellation may be unknown, never lost.
     assert set(report.launched) <= live <= set(report.launched) | set(report.unknown)
     assert 0 < len(live) < 20
+    # At most the one POST on the wire (concurrency=1), and the report says so.
     assert len(report.unknown) <= 1
+    for name in report.unknown:
+        assert "on the wire" in (report.items[name].reason or "")
 
 
 async def test_cancelled_with_rollback_leaves_no_orphan(

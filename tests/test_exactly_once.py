@@ -21,6 +21,7 @@ from streamrun_async._bulk import MOVES, LaunchStatus, near_name, oldest_first, 
 from streamrun_async.testing import Dialect, Emulator, Fault
 
 STOP = "DELETE /instances/{instanceId}"
+PATCH = "PATCH /instances/{instanceId}/overrides"
 S = LaunchStatus
 
 
@@ -431,6 +432,8 @@ async def test_existing_names_with_other_overrides_are_kept_or_updated(
         assert report.updated == ["b"]
         assert urls == {"a": "https://o/old", "b": "https://o/new"}
     assert emu.stats.count(LAUNCH) == 1
+    # Only a name whose overrides differ is patched, and only when asked to.
+    assert emu.stats.count(PATCH) == (1 if on_existing == "update" else 0)
 
 
 async def test_an_update_that_fails_is_a_failure_of_that_name(
@@ -438,7 +441,7 @@ async def test_an_update_that_fails_is_a_failure_of_that_name(
 ) -> None:
     cfg = emu.configuration_ids[0]
     await client.launch_many({cfg: [sr.InstanceSettings(name="a")]}, settle=SETTLE)
-    emu.faults.script("PATCH /instances/{instanceId}/overrides", [Fault.HTTP_500] * 10)
+    emu.faults.script(PATCH, [Fault.HTTP_500] * 10)
     plan = {cfg: [sr.InstanceSettings(name="a", overrides=overlay("https://o/x"))]}
     report = await client.launch_many(plan, on_existing="update", settle=SETTLE)
     item = report.items["a"]
