@@ -7,7 +7,6 @@ import asyncio
 import json
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -120,7 +119,7 @@ async def test_virtual_clock_moves_by_stdin(serve: Callable[..., Awaitable[Serve
         await asyncio.sleep(0.2)  # real time passes; emulator time does not
         assert (await client.instance_requests.get(request.id)).state is sr.InstanceState.QUEUED
         assert served.process.stdin is not None
-        served.process.stdin.write(b"nonsense\nadvance 30\n")
+        served.process.stdin.write(b"nonsense\nadvance nan\nadvance -1\nadvance 30\n")
         await served.process.stdin.drain()
         for _ in range(200):
             if (await client.instance_requests.get(request.id)).state is sr.InstanceState.RUNNING:
@@ -130,12 +129,8 @@ async def test_virtual_clock_moves_by_stdin(serve: Callable[..., Awaitable[Serve
             raise AssertionError("advance 30 did not boot the instance")
     stderr = await served.interrupt()
     assert "ignored 'nonsense': say 'advance SECONDS'" in stderr
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, timeout=30, check=False
-    )
+    assert "ignored 'advance nan'" in stderr  # a clock at nan would break every answer
+    assert "ignored 'advance -1'" in stderr
 
 
 def module_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -166,7 +161,15 @@ def test_both_commands_take_the_same_options(capsys: pytest.CaptureFixture[str])
 
 
 @pytest.mark.parametrize(
-    "bad", [["--dialect", "nope"], ["--capacity", "0"], ["--fail-rate", "2"], ["--clock", "x"]]
+    "bad",
+    [
+        ["--dialect", "nope"],
+        ["--capacity", "0"],
+        ["--fail-rate", "2"],
+        ["--clock", "x"],
+        ["--boot-time", "nan"],
+        ["--boot-jitter", "inf"],
+    ],
 )
 def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str], bad: list[str]) -> None:
     code, _, err = module_main(bad, capsys)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
+import math
 import sys
 import threading
 from collections.abc import Sequence
@@ -32,8 +32,8 @@ def _optional_seconds(text: str) -> float | None:
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    if not math.isfinite(value) or value < 0:  # nan or inf would stall or break the clock
+        raise argparse.ArgumentTypeError(f"must be a finite number, not negative, got {text}")
     return value
 
 
@@ -111,19 +111,28 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
+def _advance_seconds(line: str) -> float | None:
+    """The seconds of an ``advance SECONDS`` line, else None (also for a negative or
+    non-finite number: nan or inf in the clock would break every later answer)."""
+    words = line.split()
+    if len(words) != 2 or words[0] != "advance":
+        return None
+    try:
+        return _seconds(words[1])
+    except (ValueError, argparse.ArgumentTypeError):
+        return None
+
+
 def _follow_stdin(emulator: Emulator, loop: asyncio.AbstractEventLoop) -> None:
     """Read ``advance SECONDS`` lines in a daemon thread (stdin has no async reader that
     works everywhere), moving the virtual clock in the loop."""
 
     def read() -> None:
         for line in sys.stdin:
-            words = line.split()
-            if len(words) == 2 and words[0] == "advance":
-                with contextlib.suppress(ValueError):
-                    seconds = float(words[1])
-                    asyncio.run_coroutine_threadsafe(emulator.advance(seconds), loop)
-                    continue
-            if words:
+            seconds = _advance_seconds(line)
+            if seconds is not None:
+                asyncio.run_coroutine_threadsafe(emulator.advance(seconds), loop)
+            elif line.strip():
                 print(f"ignored {line.strip()!r}: say 'advance SECONDS'", file=sys.stderr)
 
     threading.Thread(target=read, name="emulator-stdin", daemon=True).start()
