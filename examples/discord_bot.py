@@ -209,11 +209,12 @@ def build_bot(configuration_id: str, make_client: Callable[[], sr.StreamrunClien
             return lambda new: message.edit(content=f"{interaction.user.mention}: {new}")
 
         shown = ProgressMessage(edit_reply, send_to_channel)
-        steps: asyncio.Queue[str] = asyncio.Queue()
+        steps: asyncio.Queue[str | None] = asyncio.Queue()
 
         async def show_steps() -> None:
-            while True:
-                await shown.show(await steps.get())
+            # One edit at a time, in order, until the None that ends the steps.
+            while (text := await steps.get()) is not None:
+                await shown.show(text)
 
         shower = asyncio.create_task(show_steps())
         try:
@@ -227,7 +228,10 @@ def build_bot(configuration_id: str, make_client: Callable[[], sr.StreamrunClien
         except (ValueError, sr.StreamrunError) as error:
             reply = f"Could not go live: {error}"
         finally:
-            shower.cancel()
+            # The steps already queued are shown first (no edit cut off halfway, no hand-off
+            # message left behind), then the outcome.
+            steps.put_nowait(None)
+            await shower
         await shown.show(reply)
 
     @bot.tree.command(name="stoplive", description="Stop your stream")
