@@ -35,10 +35,16 @@ def fast_client(emu: Emulator, attempts: int = 4) -> sr.StreamrunClient:
 async def run_with_clock(
     emu: Emulator, work: Awaitable[T], step: float = 5.0, limit: float = 60.0
 ) -> T:
-    """Drive the virtual clock forward while ``work`` runs, as time passes in production."""
+    """Drive the virtual clock forward while ``work`` runs, as time passes in production;
+    ``limit`` real seconds at most (then the work is cancelled and TimeoutError raised)."""
     task = asyncio.ensure_future(work)
-    async with asyncio.timeout(limit):
-        while not task.done():
-            await asyncio.sleep(0.002)
-            await emu.advance(step)
+    try:
+        async with asyncio.timeout(limit):
+            while not task.done():
+                await asyncio.sleep(0.002)
+                await emu.advance(step)
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     return task.result()

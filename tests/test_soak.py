@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
+from _launch_support import run_with_clock
 from conftest import SOAK_REPORTS
 
 import streamrun_async as sr
@@ -46,21 +47,6 @@ PATCH = {"switch-1": {"input": "inputstream-1"}}
 # Real seconds between the two lists that must agree a lost launch is absent: with the
 # clock moving 5 s every 2 ms, far longer than the lagging dialect's 3 s of list lag.
 SETTLE = 0.05
-
-
-async def run_with_clock(emu: Emulator, work: Awaitable[T], *, limit: float) -> T:
-    """Move the virtual clock 5 s every 2 ms while ``work`` runs, as time passes in life."""
-    task = asyncio.ensure_future(work)
-    try:
-        async with asyncio.timeout(limit):
-            while not task.done():
-                await asyncio.sleep(0.002)
-                await emu.advance(5)
-    finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    return task.result()
 
 
 async def bounded(calls: list[Callable[[], Awaitable[T]]], limit: int = 16) -> list[T]:
