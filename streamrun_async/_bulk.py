@@ -56,6 +56,7 @@ from ._exceptions import (
     InvalidArgumentTypeError,
     StreamrunError,
     WaitError,
+    WaitTimeoutError,
 )
 from ._http import path_segment
 from ._models import Instance, InstanceRequest, InstanceSettings, InstanceState, Overrides
@@ -539,7 +540,10 @@ class BulkLaunch:
         coordinator: Coordinator | None = None,
         attempt_timeout: float = 30.0,
         ttl: float | timedelta | None = None,
+        on_timeout: Literal["raise", "stop"] = "raise",
     ) -> None:
+        if on_timeout not in ("raise", "stop"):
+            raise InvalidArgumentError(f'on_timeout must be "raise" or "stop", got {on_timeout!r}')
         if not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgumentError("concurrency must be an int >= 1")
         if not isinstance(max_per_request, int) or max_per_request < 1:
@@ -576,6 +580,7 @@ class BulkLaunch:
                 "ttl needs a guarded client: StreamrunClient(guard=sr.Guard(owner=...))"
             )
         self.ttl = ttl
+        self.on_timeout = on_timeout
         self.report = report if report is not None else LaunchReport()
         self.registry = registry_of(client)
         self._slots = asyncio.Semaphore(concurrency)
@@ -688,7 +693,40 @@ class BulkLaunch:
         except BaseException:
             await asyncio.shield(self._cleanup(rolling_back=self.rollback))
             raise
+        timed_out = self._failing_by_time() or isinstance(self.report.wait_error, WaitTimeoutError)
+        if self.on_timeout == "stop" and timed_out:
+            await asyncio.shield(self._stop_unfinished())
         return self.report
+
+    async def _stop_unfinished(self) -> None:
+        """on_timeout="stop" (GUARD): what this call launched that is not RUNNING at the
+        deadline is stopped, the stop confirmed by a list, and the names ROLLED_BACK."""
+        from .guard._stop import stop_requests
+
+        late = [i for i in self.report._with({_S.LAUNCHED}) if i.state != InstanceState.RUNNING]
+        if not late:
+            return
+        client = self.client
+        try:
+            stopped = await stop_requests(
+                client.instances.list,
+                client.instances.stop,
+                client.instance_requests.get,
+                sorted({i.request_id for i in late if i.request_id is not None}),
+                instance_ids=[i.instance_id for i in late if i.instance_id is not None],
+            )
+        except StreamrunError as error:
+            for item in late:
+                self.report.rollback_errors[item.name] = error
+            return
+        gone = set(stopped.stopped)
+        for item in late:
+            found = stopped.members.get(item.request_id or "", ())
+            ids = [item.instance_id] if item.instance_id else found
+            if ids and gone.issuperset(ids):
+                item._move(_S.ROLLED_BACK)
+                item.reason = "not RUNNING by the deadline: stopped (on_timeout='stop')"
+                self.emit(LaunchEventKind.ROLLED_BACK, item.configuration_id, [item.name])
 
     def _failing(self) -> bool:
         return any(i.status in (_S.FAILED, _S.UNKNOWN) for i in self.report.items.values())

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import aiohttp
 
@@ -336,6 +336,7 @@ class StreamrunClient:
         dedupe: bool = False,
         settle: float = 2.0,
         ttl: float | timedelta | None = None,
+        on_timeout: Literal["raise", "stop"] = "raise",
         on_progress: Callable[[LaunchEvent], Any] | None = None,
         report: LaunchReport | None = None,
     ) -> LaunchReport:
@@ -360,8 +361,10 @@ class StreamrunClient:
         request to run, through the shared poller. ``timeout`` bounds the whole call,
         launching and waiting (``None``: no deadline). ``rollback=True`` stops what this
         call launched if it fails or is cancelled. ``ttl`` (guarded clients): passed to
-        every launch (see ``configurations.launch``). Pass ``report=`` to keep the outcome
-        even when the call is cancelled.
+        every launch (see ``configurations.launch``). ``on_timeout="stop"``: when the
+        ``timeout`` passes, what this call launched that is not RUNNING is stopped and the
+        stop confirmed (those names end ``ROLLED_BACK``) before the report is returned.
+        Pass ``report=`` to keep the outcome even when the call is cancelled.
         """
         bulk = self._bulk(
             plan,
@@ -375,6 +378,7 @@ class StreamrunClient:
             dedupe=dedupe,
             settle=settle,
             ttl=ttl,
+            on_timeout=on_timeout,
         )
         return await bulk.run(wait=wait, timeout=_check_launch_timeout(timeout))
 
@@ -392,6 +396,7 @@ class StreamrunClient:
         dedupe: bool = False,
         settle: float = 2.0,
         ttl: float | timedelta | None = None,
+        on_timeout: Literal["raise", "stop"] = "raise",
         report: LaunchReport | None = None,
     ) -> AsyncIterator[LaunchEvent]:
         """``launch_many`` as an async iterator of :class:`LaunchEvent`, for progress UIs.
@@ -413,6 +418,7 @@ class StreamrunClient:
             dedupe=dedupe,
             settle=settle,
             ttl=ttl,
+            on_timeout=on_timeout,
         )
         return iterate_launch(bulk, wait=wait, timeout=_check_launch_timeout(timeout))
 

@@ -624,3 +624,25 @@ async def test_on_timeout_stop_that_cannot_be_confirmed_is_the_error_raised() ->
         assert isinstance(caught.value.__cause__, sr.WaitTimeoutError)
         assert caught.value.instance_ids == queued.instance_ids
         assert small.state.count("QUEUED") == 1
+
+
+async def test_launch_many_on_timeout_stop_leaves_nothing_queued() -> None:
+    small = Emulator(clock="virtual", boot_time=0, capacity=2)
+    poll = sr.PollPolicy(min_interval=0.01, max_interval=0.02, requests_per_second=200)
+    async with small, small.client(retry=sr.RetryPolicy.for_testing(), poll=poll) as client:
+        plan = {
+            small.configuration_ids[0]: [sr.InstanceSettings(name=f"cam-{n}") for n in range(4)]
+        }
+        with pytest.raises(sr.InvalidArgumentError):
+            await client.launch_many(plan, on_timeout="never")  # type: ignore[arg-type]
+        assert small.stats.total == 0
+        report = await client.launch_many(
+            plan, wait=True, timeout=0.5, settle=0.01, on_timeout="stop", max_per_request=1
+        )
+        assert isinstance(report.wait_error, sr.WaitTimeoutError)
+        assert small.state.count("QUEUED") == 0
+        assert small.state.count("RUNNING") == 2
+        assert len(report.rolled_back) == 2
+        assert len(report.by_status(sr.LaunchStatus.RUNNING)) == 2
+        await small.advance(60)
+        assert small.state.count() == 2  # nothing queued started later

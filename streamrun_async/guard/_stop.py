@@ -8,7 +8,7 @@ requests that is not RUNNING, then lists again until none of them is left (or ra
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -31,12 +31,15 @@ class StopReport:
 
     ``stopped``: instance ids stopped and confirmed gone; ``kept``: RUNNING at the
     deadline, left running; ``unresolved``: request ids whose instances no request
-    answer or list named (nothing could be stopped for them).
+    answer or list named (nothing could be stopped for them); ``members``: the instances
+    found for each request.
     """
 
     stopped: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
     unresolved: tuple[str, ...] = ()
+    members: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict)
+    """Request id -> the ids of every instance found for it."""
 
     def describe(self) -> str:
         """One sentence for a timeout error's note."""
@@ -85,11 +88,13 @@ async def stop_requests(
     get_request: Callable[[str], Awaitable[InstanceRequest]],
     requests: Iterable[str | InstanceRequest],
     *,
+    instance_ids: Iterable[str] = (),
     keep_running: bool = True,
     attempts: int = 3,
 ) -> StopReport:
     """:func:`stop_unfinished` on the three calls it needs (for the resource namespaces,
-    which hold no client)."""
+    which hold no client); ``instance_ids``: more instances to treat alike, known by id
+    only (launches answered without a request)."""
     members: dict[str, set[str]] = {}
     for item in requests:
         request_id = item.id if isinstance(item, InstanceRequest) else item
@@ -105,7 +110,7 @@ async def stop_requests(
         if inst.request_id in members:
             members[inst.request_id].add(inst.id)
     unresolved = tuple(rid for rid, ids in members.items() if not ids)
-    every = sorted(set().union(*members.values())) if members else []
+    every = sorted(set(instance_ids).union(*members.values()))
     targets = [i for i in every if _unfinished(listed.get(i), keep_running)]
     kept = tuple(
         i for i in every if i not in targets and i in listed and listed[i].state.can_become_running
@@ -122,7 +127,12 @@ async def stop_requests(
         listed = {inst.id: inst for inst in await list_instances()}
         remaining = [i for i in remaining if i in listed and listed[i].state.can_become_running]
         if not remaining:
-            return StopReport(stopped=tuple(targets), kept=kept, unresolved=unresolved)
+            return StopReport(
+                stopped=tuple(targets),
+                kept=kept,
+                unresolved=unresolved,
+                members={rid: tuple(sorted(ids)) for rid, ids in members.items()},
+            )
     raise StopNotConfirmedError(
         f"{len(remaining)} instance(s) still listed after {attempts} stop(s): "
         f"{', '.join(remaining)}",
