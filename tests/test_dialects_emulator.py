@@ -530,6 +530,18 @@ async def test_list_lag_without_detail_lag(
     assert (await api("GET", f"/instance-requests/{request['id']}")).status == 200
 
 
+async def test_a_launch_stopped_before_lists_show_it_never_shows(
+    session: aiohttp.ClientSession, opened: list[Emulator]
+) -> None:
+    api = await serve(session, opened, Dialect(list_lag=5.0, stopping_time=2.0))
+    instance_id = (await launch(api, "brief")).json["instanceIds"][0]
+    assert (await api("DELETE", f"/instances/{instance_id}")).status == 204
+    assert [i.id for i in api.emulator.state.lingering] == [instance_id]
+    cfg = api.emulator.configuration_ids[0]
+    for path in ("/instances", f"/configurations/{cfg}/instances"):
+        assert (await api("GET", path)).json == {"instances": []}, path
+
+
 @pytest.mark.parametrize(
     ("preset", "timeline"),
     [

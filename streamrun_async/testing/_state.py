@@ -125,8 +125,8 @@ class Account:
         idle_timeout: float | None,
         seed: int,
         epoch: datetime,
-        dialect: Dialect | None = None,
-        fail_rate: float = 0.0,
+        dialect: Dialect,
+        fail_rate: float,
     ) -> None:
         for name, value in (("capacity", capacity), ("slot_limit", slot_limit)):
             if value is not None and value < 1:
@@ -136,7 +136,7 @@ class Account:
         if not 0 <= fail_rate <= 1:
             raise ValueError(f"fail_rate must be between 0 and 1, not {fail_rate}")
         self.epoch = epoch
-        self.dialect = dialect or Dialect.observed()
+        self.dialect = dialect
         self._clock = clock
         self._capacity = capacity
         self._slot_limit = slot_limit
@@ -204,18 +204,14 @@ class Account:
         return [i for i in self._instances.values() if i.configuration_id == configuration_id]
 
     def listed(self, configuration_id: str | None = None) -> list[Instance]:
-        """What a list shows: live instances the list lag lets through, and lingering ones,
-        in creation order."""
+        """What a list shows: the live and lingering instances the list lag lets through
+        (a launch stopped before it showed never shows), in creation order."""
         alive = self.instances(configuration_id)
-        shown = [i for i in alive if i.visible_at <= self._time]
-        if not self._lingering:
-            return shown
         gone = [
-            i
-            for i in self._lingering.values()
-            if configuration_id is None or i.configuration_id == configuration_id
+            i for i in self._lingering.values() if configuration_id in (None, i.configuration_id)
         ]
-        return sorted([*shown, *gone], key=lambda i: i.order)
+        shown = (i for i in (*alive, *gone) if i.visible_at <= self._time)
+        return sorted(shown, key=lambda i: i.order)
 
     def instance(self, instance_id: str) -> Instance:
         """The live instance with that id, or a 404."""
@@ -558,7 +554,6 @@ class Account:
         del self._instances[instance.id]
         self._bill(instance)
         self._on_servers.discard(instance.id)
-        instance.boot_timer = instance.idle_timer = None
         instance.gone_at = self._time
         if instance.id == self._preview_id:
             self._preview_id = None
