@@ -50,8 +50,8 @@ from ._models import (
     InstanceState,
     Outputs,
     Overrides,
-    SecretStr,
 )
+from ._secret import SecretStr
 
 
 def _stdlib_loads(raw: bytes) -> Any:
@@ -366,18 +366,9 @@ def make_model_decoder(model: type[_M], *, in_place: bool = True) -> Callable[[A
             namespace[f"_default{n}"] = field.default
             default = f"_default{n}"
         key = _camel(field.name)
+        lines += _field_lines(n, key, field_type, default, namespace, elements=with_elements)
         if field_type is InstanceState and with_elements:
-            lines += [
-                f"    v = get({key!r})",
-                "    if v.__class__ is str and v:",
-                "        v = _known_state.get(v) or _state(v)",
-                "        e = {}",
-                "    else:",
-                "        v, e = _lifecycle(d, v)",
-                store("element_states", "e"),
-            ]
-        else:
-            lines += _field_lines(n, key, field_type, default, namespace)
+            lines.append(store("element_states", "e"))
         lines.append(store(field.name, "v"))
     lines.append(store("raw", "d"))
     if builder is not None:
@@ -392,18 +383,22 @@ def make_model_decoder(model: type[_M], *, in_place: bool = True) -> Callable[[A
     return decoder
 
 
-def _field_lines(n: int, key: str, field_type: Any, default: str, ns: dict[str, Any]) -> list[str]:
+def _field_lines(
+    n: int, key: str, field_type: Any, default: str, ns: dict[str, Any], *, elements: bool
+) -> list[str]:
     """Generated lines that leave field ``n``'s value, read from ``d``, in ``v``."""
     get = [f"    v = get({key!r})"]
     if field_type is str:
         return [*get, "    if v.__class__ is not str:", f"        v = {default}"]
     if field_type is InstanceState:
+        # Element states sit in a ``state`` object: with ``elements``, they are left in ``e``.
         return [
             *get,
             "    if v.__class__ is str and v:",
             "        v = _known_state.get(v) or _state(v)",
+            *(["        e = {}"] if elements else []),
             "    else:",
-            "        v = _lifecycle(d, v)[0]",
+            f"        {'v, e = _lifecycle(d, v)' if elements else 'v = _lifecycle(d, v)[0]'}",
         ]
     if field_type is Outputs:
         ns[f"_known{n}"] = field_type._value2member_map_

@@ -33,7 +33,6 @@ __all__ = [
     "InstanceState",
     "Outputs",
     "Overrides",
-    "SecretStr",
     "check_overrides",
     "check_ttl",
     "secret_values",
