@@ -105,8 +105,13 @@ class FileCoordinator(Coordinator):
 
     def _try_lock(self, key: LockKey) -> int | None:
         """Open the key's file and try to lock it without waiting: its fd, or None."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / f"{_digest(key)}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        path = self.directory / f"{_digest(key)}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            # The directory is made once, when missing, not on every attempt.
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
