@@ -193,11 +193,6 @@ def _url(text: str) -> URL:
     return URL(text, encoded=True)
 
 
-def _is_secret_field(key: str) -> bool:
-    # A stream key even when no model has decoded it yet: streamkey, streamKey, stream_key.
-    return key.replace("_", "").lower() == "streamkey"
-
-
 class Secrets:
     """The API key and the stream keys one client has decoded, scrubbed from what it quotes.
 
@@ -244,7 +239,7 @@ class Secrets:
         if isinstance(value, dict):
             return {
                 self.json(k): _REDACTED
-                if isinstance(v, str) and isinstance(k, str) and _is_secret_field(k)
+                if isinstance(v, str) and _models.is_stream_key_field(k)
                 else self.json(v)
                 for k, v in value.items()
             }

@@ -35,6 +35,7 @@ __all__ = [
     "Overrides",
     "check_overrides",
     "check_ttl",
+    "is_stream_key_field",
     "secret_values",
 ]
 
@@ -276,11 +277,17 @@ class Destination:
     raw: Mapping[str, Any] = _raw_field()
 
 
+def is_stream_key_field(key: object) -> bool:
+    """Whether a JSON field name names a stream key: ``streamkey`` in any case, with or
+    without underscores (``streamKey``, ``stream_key``)."""
+    return isinstance(key, str) and key.replace("_", "").lower() == "streamkey"
+
+
 def secret_values(model: object) -> tuple[str, ...]:
     """The plain text of every stream key a decoded model (or a list of them) holds.
 
-    Read from the model's fields and from everywhere in its ``raw`` (keys named
-    ``streamkey`` in any case), so that a transport can scrub them from what it quotes.
+    Read from the model's fields and from everywhere in its ``raw`` (fields named as
+    :func:`is_stream_key_field` says), so that a transport can scrub them from what it quotes.
     """
     found: dict[str, None] = {}
     pending: list[object] = [model]
@@ -292,7 +299,7 @@ def secret_values(model: object) -> tuple[str, ...]:
             pending.extend(item)
         elif isinstance(item, Mapping):
             for key, value in item.items():
-                if isinstance(value, str) and isinstance(key, str) and key.lower() == "streamkey":
+                if isinstance(value, str) and is_stream_key_field(key):
                     found[value] = None
                 elif isinstance(value, Mapping | list):
                     pending.append(value)

@@ -522,10 +522,12 @@ def test_stream_keys_never_show_in_reprs_or_logs(caplog: pytest.LogCaptureFixtur
 
 
 def test_secret_values_finds_every_stream_key() -> None:
-    data = detail(extras={"nested": [{"StreamKey": "sk-nested"}]})
+    # Fields the decoder does not read are found by name, in any spelling.
+    data = detail(extras={"nested": [{"StreamKey": "sk-nested"}, {"stream_key": "sk-snake"}]})
     instance = decode_object(data, sr.Instance, "instance")
-    assert set(secret_values(instance)) == {KEY, TOP_KEY, "sk-nested"}
-    assert set(secret_values([instance, sr.Instance(id="x")])) == {KEY, TOP_KEY, "sk-nested"}
+    every = {KEY, TOP_KEY, "sk-nested", "sk-snake"}
+    assert set(secret_values(instance)) == every
+    assert set(secret_values([instance, sr.Instance(id="x")])) == every
     assert set(secret_values(instance.element_states["inputstream-1"])) == {KEY}
     made = sr.Instance(
         id="x",
