@@ -71,8 +71,8 @@ def _garbled(response: web.StreamResponse) -> web.Response:
     return web.Response(status=status, body=cut, headers=headers, content_type="application/json")
 
 
-def _text(text: str, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=text, content_type="text/plain")
+def _text(text: str, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/plain", headers=headers)
 
 
 class _Api:
@@ -190,9 +190,7 @@ class _Api:
         self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
     ) -> web.Response:
         if self._dialect.error_body == "text":
-            return web.Response(
-                status=status, text=message, content_type="text/plain", headers=headers
-            )
+            return _text(message, status, headers)
         return web.json_response(
             {"error": {"code": code, "message": message}}, status=status, headers=headers
         )
@@ -217,7 +215,7 @@ class _Api:
         headers: dict[str, str] = {}
         beside: dict[str, str] = {}
         if request is not None and dialect.page_size is not None:
-            start = self._page_start(request)
+            start = self._page_start(request, dialect.page_size)
             end = start + dialect.page_size
             if end < len(items):
                 page = end // dialect.page_size + 1
@@ -234,9 +232,8 @@ class _Api:
         body: object = {key: items, **beside} if dialect.envelopes else items
         return web.json_response(body, headers=headers)
 
-    def _page_start(self, request: web.Request) -> int:
+    def _page_start(self, request: web.Request, size: int) -> int:
         """Where the asked page starts: ``?cursor=`` (opaque) or ``?page=`` (from 1)."""
-        size = self._dialect.page_size or 1
         if self._dialect.pagination == "cursor":
             token = request.query.get("cursor")
             if token is None:
@@ -290,12 +287,12 @@ class _Api:
     def _configuration(self, cfg: ConfigurationSeed, *, summary: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"id": cfg.id, "name": cfg.name}
         if not summary:
+            destinations = tuple(self._account.destinations)
             elements = {}
             for element_id in cfg.elements:
                 kind, title = describe_element(element_id)
                 element: dict[str, Any] = {"title": title, "type": kind}
                 if self._dialect.element_settings:
-                    destinations = tuple(self._account.destinations)
                     element["settings"] = element_settings(element_id, cfg.elements, destinations)
                 elements[element_id] = element
             body["elements"] = (
@@ -323,7 +320,7 @@ class _Api:
             else:
                 body["status"] = status
             runtime["elements"] = [
-                {"id": element_id, "type": element_id.rsplit("-", 1)[0], "state": element_state}
+                {"id": element_id, "type": describe_element(element_id)[0], "state": element_state}
                 for element_id, element_state in self._element_states(instance)
             ]
             body["state"] = runtime
