@@ -232,10 +232,6 @@ def _patch_operations() -> None:
 # -- the hook: HTTP spans, retries, waits, poller ticks ------------------------------------------
 
 
-def _now_ns() -> int:
-    return time.time_ns()
-
-
 class _Tracing:
     """The hook ``instrument`` adds to a client: turns its events into spans."""
 
@@ -330,9 +326,8 @@ class _Tracing:
             span.set_attribute("streamrun.request_id", event.request_id)
         if event.outcome_unknown:
             span.set_attribute("streamrun.outcome_unknown", True)
-        error = event.error or (str(event.status) if (event.status or 0) >= 400 else None)
-        if error is not None:
-            span.set_attribute("error.type", error)
+        if event.error is not None:  # every 4xx and 5xx answer raised, so it has one
+            span.set_attribute("error.type", event.error)
             span.set_status(Status(StatusCode.ERROR))
         span.end()
 
@@ -367,7 +362,7 @@ class _Tracing:
             self._tick = None
 
     def _poll_ticked(self, event: PollTicked) -> None:
-        now = _now_ns()
+        now = time.time_ns()
         span = self._tick_span(start_time=now - int(event.duration * 1e9))
         self._tick = None
         self._tick_calls.clear()
