@@ -670,6 +670,8 @@ class BulkLaunch:
     async def run(self, *, wait: bool, timeout: float | None) -> LaunchReport:
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        # The call's own deadline passed while launching (not a coordinator lease's budget).
+        expired = False
         try:
             async with asyncio.timeout_at(deadline) as phase:
                 await self._launch_all()
@@ -677,6 +679,7 @@ class BulkLaunch:
             if not phase.expired():
                 raise
             self._time_out(timeout)
+            expired = True
         except BaseException:
             # Cancelled or broken: settle what was on the wire, roll back if asked, and
             # let the caller's report= object hold the outcome.
@@ -687,13 +690,13 @@ class BulkLaunch:
             await asyncio.shield(self._cleanup(rolling_back=self.rollback))
             raise LaunchError("launch_many stopped at the first failure", report=self.report)
         try:
-            if wait and not self._failing_by_time():
+            if wait and not expired:
                 await self._wait(deadline)
             await self._fill_instances(deadline)
         except BaseException:
             await asyncio.shield(self._cleanup(rolling_back=self.rollback))
             raise
-        timed_out = self._failing_by_time() or isinstance(self.report.wait_error, WaitTimeoutError)
+        timed_out = expired or isinstance(self.report.wait_error, WaitTimeoutError)
         if self.on_timeout == "stop" and timed_out:
             await asyncio.shield(self._stop_unfinished())
         return self.report
@@ -730,9 +733,6 @@ class BulkLaunch:
 
     def _failing(self) -> bool:
         return any(i.status in (_S.FAILED, _S.UNKNOWN) for i in self.report.items.values())
-
-    def _failing_by_time(self) -> bool:
-        return any(isinstance(i.error, LaunchTimeoutError) for i in self.report.items.values())
 
     def _time_out(self, timeout: float | None) -> None:
         """The call's deadline passed during the launch phase."""

@@ -701,6 +701,22 @@ async def test_locked_work_stops_before_the_lease_could_expire(emu: Emulator) ->
     assert other.items["b"].status is S.LAUNCHED
 
 
+async def test_a_lease_running_out_is_not_the_call_timing_out(emu: Emulator) -> None:
+    # One configuration's locked work outlasts the lease's budget; the other launches,
+    # and the call still waits for it (only the call's own deadline skips the wait).
+    coordinator = MemoryCoordinator(lease=6.5)
+    emu.faults.latency, emu.faults.latency_jitter = 0.8, 0.0
+    emu.faults.script(LAUNCH, [Fault.LATENCY])  # the first launch POST only
+    plan = {cfg: [sr.InstanceSettings(name=cfg)] for cfg in emu.configuration_ids[:2]}
+    async with emu.client(timeout=1, coordinator=coordinator, poll=FAST) as client:
+        report = await run_with_clock(emu, client.launch_many(plan, wait=True, settle=SETTLE))
+    (slow,) = [i for i in report.items.values() if isinstance(i.error, sr.LaunchTimeoutError)]
+    assert slow.status is S.UNKNOWN
+    (fine,) = set(report.items) - {slow.name}
+    assert report.items[fine].status is S.RUNNING
+    assert report.wait_error is None
+
+
 async def test_instances_of_the_lost_request_count_as_found_whatever_their_names() -> None:
     async with (
         emulated(configurations=1, dialect="lowercase_names") as emu,
