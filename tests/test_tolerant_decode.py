@@ -155,9 +155,10 @@ def test_the_lifecycle_state_is_found_wherever_it_is(
     decode: Decode, data: dict[str, Any], expected: str
 ) -> None:
     for cls in (sr.Instance, sr.InstanceRequest):
-        model = decode({"id": "x", **data}, cls)
+        body = {"id": "x", **data}
+        model = decode(body, cls)
         assert str(model.state) == expected
-        assert model.raw is not None
+        assert model.raw is body
 
 
 # --- fields of the wrong shape -------------------------------------------------------------
@@ -588,8 +589,10 @@ def test_both_ways_of_building_agree() -> None:
     for cls in MODELS:
         fast, slow = make_model_decoder(cls), make_model_decoder(cls, in_place=False)
         for body in bodies:
-            assert fast(body) == slow(body)
-            assert type(fast(body)) is type(slow(body)) is cls
+            built, through_descriptors = fast(body), slow(body)
+            assert built == through_descriptors
+            assert type(built) is type(through_descriptors) is cls
+            assert built.raw is through_descriptors.raw is body
 
 
 @attrs.frozen  # keeps its __weakref__ slot, so no plain class can become it
