@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,6 +198,9 @@ async def test_observed_is_the_default(
     emu.set_input_fps(truth.id, "inputstream-1", 29.97)
     again = (await api("GET", f"/instances/{truth.id}")).json
     assert again["state"]["elements"][0]["state"]["fps"] == 29.97
+    for bad in (math.nan, -1.0):
+        with pytest.raises(ValueError, match="fps"):
+            emu.set_input_fps(truth.id, "inputstream-1", bad)
     assert truth.stream_key not in repr(truth)
     assert truth.stream_key not in repr(emu.state)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import aiohttp
 import pytest
@@ -261,6 +262,9 @@ async def test_virtual_and_real_clocks() -> None:
     emu = Emulator(clock="virtual")
     with pytest.raises(ValueError, match="backwards"):
         await emu.advance(-1)
+    for endless in (math.inf, math.nan):  # every later answer would fail on its timestamps
+        with pytest.raises(ValueError, match="cannot move time"):
+            await emu.advance(endless)
     await emu.advance(2.5)
     assert emu.now() == 2.5
     with pytest.raises(RuntimeError, match="virtual"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Literal, Protocol
 
 __all__ = ["Clock", "ClockKind", "RealClock", "VirtualClock"]
@@ -29,9 +30,11 @@ class VirtualClock:
         return self._now
 
     def move_by(self, seconds: float) -> None:
-        """Move the clock forward."""
+        """Move the clock forward (by a finite number: nan or inf would leave no time)."""
         if seconds < 0:
             raise ValueError(f"cannot move time backwards ({seconds} seconds)")
+        if not math.isfinite(seconds):
+            raise ValueError(f"cannot move time by {seconds} seconds")
         self._now += seconds
 
 

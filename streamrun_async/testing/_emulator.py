@@ -213,7 +213,8 @@ class Emulator:
 
     def set_input_fps(self, instance_id: str, element_id: str, fps: float) -> None:
         """Report ``fps`` for an input of a live instance, as if an encoder pushed into it
-        (KeyError for an unknown instance or an element that is not one of its inputs)."""
+        (KeyError for an unknown instance or an element that is not one of its inputs,
+        ValueError for a negative or non-finite ``fps``)."""
         self._account.set_input_fps(instance_id, element_id, fps)
 
     # -- time ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import heapq
 import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -372,6 +373,8 @@ class Account:
 
     def set_input_fps(self, instance_id: str, element_id: str, fps: float) -> None:
         """What an encoder pushing into that input would make the detail report."""
+        if not math.isfinite(fps) or fps < 0:  # NaN would make the detail invalid JSON
+            raise ValueError(f"fps must be finite and not negative, got {fps}")
         self.settle()
         instance = self._instances[instance_id]
         if element_id not in instance.input_keys:
