@@ -420,7 +420,7 @@ class _Api:
         return self._done("stop", stopped, one=False)
 
     async def get_instance_request(self, request: web.Request) -> web.Response:
-        found = self._account.request(request.match_info["requestId"], reading=True)
+        found = self._account.request(request.match_info["requestId"])
         return self._object("instanceRequest", self._instance_request(found))
 
     async def list_instances(self, request: web.Request) -> web.Response:

@@ -242,11 +242,12 @@ class Account:
             raise not_found("instance", instance_id)
         return found
 
-    def request(self, request_id: str, *, reading: bool = False) -> InstanceRequest:
-        """The instance request with that id, or a 404 (also while a read lags it)."""
+    def request(self, request_id: str) -> InstanceRequest:
+        """What ``GET /instance-requests/{id}`` finds: a request past the detail lag, or a
+        404."""
         self.settle()
         found = self._requests.get(request_id)
-        if found is None or (reading and self.dialect.detail_lag and found.visible_at > self._time):
+        if found is None or (self.dialect.detail_lag and found.visible_at > self._time):
             raise not_found("instance request", request_id)
         return found
 
