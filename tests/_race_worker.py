@@ -2,7 +2,7 @@
 
     python tests/_race_worker.py URL COORDINATOR PLAN_JSON     # key in STREAMRUN_API_KEY
 
-COORDINATOR is ``file:<directory>``, ``redis:<url>`` or ``none:``. Prints ``ready``, waits
+COORDINATOR is ``file:<directory>`` or ``redis:<url>``. Prints ``ready``, waits
 for a line on stdin (so that all racers start at once), then one JSON line of the outcome.
 """
 
@@ -15,14 +15,12 @@ import sys
 import streamrun_async as sr
 
 
-def coordinator_from(spec: str) -> sr.Coordinator | None:
+def coordinator_from(spec: str) -> sr.Coordinator:
     kind, _, where = spec.partition(":")
     if kind == "file":
         return sr.FileCoordinator(where)
     if kind == "redis":
         return sr.RedisCoordinator(where)
-    if kind == "none":
-        return None
     raise SystemExit(f"unknown coordinator {spec!r}")
 
 
@@ -40,8 +38,7 @@ async def main(url: str, spec: str, plan_json: str) -> None:
             await asyncio.to_thread(sys.stdin.readline)
             report = await client.launch_many(plan, max_per_request=5, settle=0.5, timeout=60)
     finally:
-        if coordinator is not None:
-            await coordinator.aclose()
+        await coordinator.aclose()
     statuses = {name: item.status.value for name, item in report.items.items()}
     reasons = {name: item.reason for name, item in report.items.items() if item.reason}
     print(json.dumps({"statuses": statuses, "reasons": reasons}))

@@ -115,11 +115,15 @@ async def test_holders_of_overlapping_names_never_deadlock(
     first, second = coordinators
     names = [("cfg", f"n{k}") for k in range(6)]
     order: list[str] = []
+    inside: list[str] = []
 
     async def take(coordinator: sr.Coordinator, keys: list[tuple[str, str]], tag: str) -> None:
         async with coordinator.hold(keys):
+            inside.append(tag)
+            assert inside == [tag], f"{inside} hold the same names at once"
             order.append(tag)
             await asyncio.sleep(0.01)
+            inside.remove(tag)
 
     async with asyncio.timeout(10):
         await asyncio.gather(
