@@ -173,11 +173,6 @@ class Account:
 
     # -- reading -----------------------------------------------------------------
 
-    @property
-    def now(self) -> float:
-        """The time the account is settled to."""
-        return self._time
-
     def settle(self) -> None:
         """Fire every event due by the clock's now, in order, each at its own time."""
         now = self._clock.now()
