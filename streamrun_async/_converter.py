@@ -115,8 +115,16 @@ class DecodeFailure(ValueError):
     """An answer whose shape the SDK cannot use."""
 
 
+# Fields whose JSON name is not their camelCase name.
+_RENAMED = {"stream_key": "streamkey"}
+
+
 def _camel(name: str) -> str:
     return _CAMEL.sub(lambda m: m.group(1).upper(), name)
+
+
+def _json_name(name: str) -> str:
+    return _RENAMED.get(name) or _camel(name)
 
 
 # --- readers of one value: each returns the value read, or None ------------------------------
@@ -365,7 +373,7 @@ def make_model_decoder(model: type[_M], *, in_place: bool = True) -> Callable[[A
         else:
             namespace[f"_default{n}"] = field.default
             default = f"_default{n}"
-        key = _camel(field.name)
+        key = _json_name(field.name)
         lines += _field_lines(n, key, field_type, default, namespace, elements=with_elements)
         if field_type is InstanceState and with_elements:
             lines.append(store("element_states", "e"))
@@ -430,8 +438,8 @@ def _field_lines(
         return [*get, "    if v.__class__ is not int:", "        v = _integer(v)"]
     if field_type is float:
         return [*get, "    if v is not None:", "        v = _number(v)"]
-    if field_type is SecretStr:  # as the API spells it
-        return ["    v = get('streamkey')", "    if v is not None:", "        v = _secret(v)"]
+    if field_type is SecretStr:
+        return [*get, "    if v is not None:", "        v = _secret(v)"]
     if field_type == tuple[str, ...]:
         return [*get, f"    v = {default} if v is None else _str_tuple(v, {default})"]
     if field_type in _OVERRIDES_TYPES:
