@@ -220,11 +220,21 @@ class RedisCoordinator(Coordinator):
 
     @contextlib.asynccontextmanager
     async def hold(self, keys: Iterable[LockKey]) -> AsyncIterator[None]:
-        """Hold every key's lock for the block (taken in one order, never nested)."""
+        """Hold every key's lock for the block (taken in one order, never nested); each
+        lock enters the block with its whole lease."""
+        loop = asyncio.get_running_loop()
         held: list[Any] = []
         try:
             for key in _ordered(keys):
                 held.append(await self._acquire(key))
+                if len(held) == 1:
+                    first_taken = loop.time()
+            if len(held) > 1 and loop.time() - first_taken >= _POLL_MAX / 2:
+                # A later key made us wait: the earlier ones' leases ran meanwhile, and
+                # the holder's work is budgeted against a whole lease. Renew them (a lock
+                # that expired meanwhile may be another's now: that raises, nothing done).
+                for lock in held[:-1]:
+                    await lock.reacquire()
             yield
         finally:
             await asyncio.shield(_release_all(held))

@@ -179,6 +179,31 @@ async def test_a_dead_redis_holder_blocks_only_until_the_lease_ends(
         await coordinator.aclose()
 
 
+async def test_every_redis_lock_enters_the_block_with_its_whole_lease(
+    redis_url: str, raw_redis: redis.asyncio.Redis
+) -> None:
+    # Taking "mic" waits 0.8 s for its holder, while the lease of "cam" (taken first)
+    # runs. The block is budgeted against a whole lease: "cam" must not expire 0.8 s early.
+    coordinator = sr.RedisCoordinator(redis_url, lease=2.0)
+    blocker = sr.RedisCoordinator(redis_url, lease=30)
+    try:
+        async with blocker.hold([OTHER]):
+            waiting = asyncio.create_task(_ttls_inside(coordinator, raw_redis, [KEY, OTHER]))
+            await asyncio.sleep(0.8)
+        ttls = await asyncio.wait_for(waiting, 3)
+        assert all(1600 < ttl <= 2000 for ttl in ttls), ttls
+    finally:
+        await coordinator.aclose()
+        await blocker.aclose()
+
+
+async def _ttls_inside(
+    coordinator: sr.RedisCoordinator, raw: redis.asyncio.Redis, keys: list[tuple[str, str]]
+) -> list[int]:
+    async with coordinator.hold(keys):
+        return [await raw.pttl(coordinator.prefix + _digest(key)) for key in keys]
+
+
 async def test_a_late_redis_holder_never_frees_the_next_holders_lock(
     redis_url: str, raw_redis: redis.asyncio.Redis
 ) -> None:
