@@ -422,6 +422,65 @@ def test_watch_plain_lines_and_configuration_filter(
     assert "stopped watching after 1 change(s)" in result.stderr
 
 
+def _watch_failed(result: Result, *needles: str) -> str:
+    """Exit 1 with one ``error:`` line on stderr naming ``needles``; no traceback, no key."""
+    assert result.exit_code == 1, (result.exit_code, result.stdout, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    for needle in needles:
+        assert needle in errors[0]
+    assert "stopped watching" not in result.stderr
+    assert "Traceback" not in result.output
+    return errors[0]
+
+
+@pytest.mark.parametrize("output", ["plain", "json"])
+def test_watch_of_an_unreachable_server_fails_within_its_timeout(
+    closed_port_url: str, output: str
+) -> None:
+    key = "sk-watch-secret-0123456789"
+    args = ["--poll-interval", "0.02", "--api-key", key, "--base-url", closed_port_url]
+    args += ["--json"] if output == "json" else []
+    # --timeout is far shorter than PollPolicy.give_up_after (120 s): it used to end quietly.
+    result = CliRunner().invoke(cli, [*args, "watch", "--timeout", "0.3"])
+    _watch_failed(result, "could not connect", "--base-url")
+    assert result.stdout == ""
+    assert key not in result.output
+
+
+def test_watch_with_a_wrong_key_fails_at_once(
+    make_emulator: Callable[..., EmulatorThread],
+) -> None:
+    emu = make_emulator()
+    key = "sk-wrong-but-secret-0123456789"
+    env = {"STREAMRUN_API_KEY": key, "STREAMRUN_BASE_URL": emu.url}
+    # A 401 is permanent: the watch ends with it long before its (generous) timeout.
+    result = CliRunner().invoke(
+        cli, ["--poll-interval", "0.02", "watch", "--timeout", "60"], env=env
+    )
+    _watch_failed(result, "401", "--api-key")
+    assert result.stdout == ""
+    assert key not in result.output
+
+
+def test_watch_whose_polls_start_failing_ends_with_the_poll_error(
+    streamrun: Callable[..., Result], emu: EmulatorThread
+) -> None:
+    ids = launch(emu, ["d-1"])
+
+    def break_lists() -> None:
+        # The first list answers; every later one is garbled, as from a dying server.
+        emu.emu.faults.script("GET /instances", [None])
+        emu.emu.faults.set_rate(Fault.MALFORMED_JSON, 1.0, route="GET /instances")
+
+    emu.sync(break_lists)
+    result = streamrun("--json", "watch", "--timeout", "0.5")
+    _watch_failed(result)
+    # What it saw before the failures is on stdout, the error on stderr.
+    assert [json.loads(line)["instance"]["id"] for line in result.stdout.splitlines()] == ids
+    assert emu.api_key not in result.output
+
+
 # -- global options and errors ---------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable
 
+import click
 import pytest
 from _cli_support import (
     EmulatorThread,
@@ -176,3 +177,54 @@ def test_options_after_the_command_in_a_real_process(
     assert "p-1" in stdout
     assert not _BOX & set(stdout)
     assert emu.api_key not in stdout + stderr
+
+
+def _groups(group: click.Group, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every group under ``group`` (by its path of names), nested ones too."""
+    found = []
+    for name, sub in group.commands.items():
+        if isinstance(sub, click.Group):
+            found += [(*path, name), *_groups(sub, (*path, name))]
+    return found
+
+
+@pytest.mark.parametrize("path", _groups(cli), ids=" ".join)
+def test_every_group_takes_the_global_options(path: tuple[str, ...]) -> None:
+    # `streamrun GROUP --api-key K --base-url U -o ids --json --help` parses at every level.
+    args = [*path, "--api-key", "sk-x", "--base-url", "http://127.0.0.1:1", "-o", "ids"]
+    result = ok(CliRunner().invoke(cli, [*args, "--json", "--help"]))
+    for option in ("--api-key", "--base-url", "-o, --output", "--json"):
+        assert option in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["instances", "{key}", "{url}", "list", "-o", "json"],
+        ["configurations", "{key}", "list", "{url}", "--json"],
+        ["destinations", "{url}", "-o", "json", "list", "{key}"],
+    ],
+    ids=["group-both", "group-key-leaf-url", "group-url-and-output"],
+)
+def test_global_options_between_the_group_and_the_command(
+    emu: EmulatorThread, args: list[str]
+) -> None:
+    given = {"{key}": ["--api-key", emu.api_key], "{url}": ["--base-url", emu.url]}
+    full = [word for arg in args for word in given.get(arg, [arg])]
+    result = as_json(bare(emu, *full))
+    assert isinstance(result, list)
+    if full[0] == "configurations":
+        assert [c["id"] for c in result] == list(emu.configs)
+
+
+def test_the_option_closest_to_the_command_wins(emu: EmulatorThread) -> None:
+    env = {"STREAMRUN_API_KEY": "sk-env-wrong", "STREAMRUN_BASE_URL": emu.url}
+    args = ["instances", "--api-key", "sk-group-wrong", "list", "--api-key", emu.api_key]
+    assert as_json(CliRunner().invoke(cli, [*args, "--json"], env=env)) == []
+    # ...and a group's option beats the top-level one and the environment.
+    args = ["--api-key", "sk-top-wrong", "instances", "--api-key", emu.api_key, "list"]
+    assert as_json(CliRunner().invoke(cli, [*args, "--json"], env=env)) == []
+    args = ["instances", "-o", "table", "list", "-o", "ids"]
+    launched = launch(emu, ["o-1"])
+    result = ok(CliRunner().invoke(cli, [*args, "--api-key", emu.api_key], env=env))
+    assert result.stdout.split() == launched

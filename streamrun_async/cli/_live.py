@@ -18,7 +18,7 @@ from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
-from streamrun_async import ChangeKind, Instance, InstanceChange, StreamrunClient
+from streamrun_async import ChangeKind, Instance, InstanceChange, PollPolicy, StreamrunClient
 
 from ._render import instances_table, rich_view
 from ._runtime import Runtime, call, json_option
@@ -184,7 +184,15 @@ def watch(rt: Runtime, configuration_ids: tuple[str, ...], timeout: float | None
                 # Only our own deadline ends a watch quietly; an API timeout is an error.
                 if not deadline.expired():
                     raise
+                # ...and only if the server answered: a watch that saw nothing because
+                # every poll failed ends with the poll's error, not with "0 changes".
+                failing = client._poller.pacer.failing()
+                if failing is not None:
+                    raise failing from None
         if not live:
             rt.note(f"stopped watching after {fleet.changes} change(s); {fleet.counts()}")
 
-    call(rt, main)
+    # Failed polls end the watch after at most its own timeout (the poller's default,
+    # 120 s, would outlast a short --timeout).
+    give_up = None if timeout is None else min(timeout, PollPolicy().give_up_after)
+    call(rt, main, give_up_after=give_up)

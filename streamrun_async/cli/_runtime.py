@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+import attrs
 import click
 from rich.console import Console
 
@@ -109,8 +110,14 @@ class Runtime:
         if value:
             self.output = "json"
 
-    def client(self, guard: Guard | None = None) -> StreamrunClient:
-        """A client from the global options (and ``guard``). Make it inside the running loop."""
+    def client(
+        self, guard: Guard | None = None, *, give_up_after: float | None = None
+    ) -> StreamrunClient:
+        """A client from the global options (and ``guard``). Make it inside the running loop.
+
+        ``give_up_after``: seconds of nothing but failed polls before waits and watches end
+        with the error (default: ``PollPolicy``'s).
+        """
         interval = self.poll_interval
         poll = PollPolicy(
             min_interval=interval,
@@ -119,6 +126,8 @@ class Runtime:
             # The budget must leave room for a list and a request fetch in each tick.
             requests_per_second=max(5.0, 2.0 / interval),
         )
+        if give_up_after is not None:
+            poll = attrs.evolve(poll, give_up_after=give_up_after)
         return StreamrunClient(api_key=self.api_key, base_url=self.base_url, poll=poll, guard=guard)
 
     # -- output -------------------------------------------------------------------
@@ -307,7 +316,7 @@ def _late_options(api: bool) -> list[click.Option]:
 def install_global_options(
     group: click.Group, *, without_api: Iterable[str] = (), untouched: Iterable[str] = ()
 ) -> None:
-    """Let every command take ``-o``, ``--json``, ``--api-key``, ``--base-url`` after its name.
+    """Let every command and group take ``-o``, ``--json``, ``--api-key``, ``--base-url``.
 
     ``without_api``: top-level commands that never call the API (they take ``-o`` and
     ``--json`` only); ``untouched``: commands that parse their own arguments. An option a
@@ -317,15 +326,16 @@ def install_global_options(
     leave = set(untouched)
 
     def visit(command: click.Command, api: bool) -> None:
-        if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
-                if name not in leave:
-                    visit(sub, api and name not in skip)
-            return
+        # Groups take them too (``streamrun instances --api-key K list``); the innermost
+        # command's callback runs last, so the option closest to the leaf wins.
         taken = {opt for param in command.params for opt in param.opts}
         for option in _late_options(api):
             if not taken.intersection(option.opts):
                 command.params.append(option)
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                if name not in leave:
+                    visit(sub, api and name not in skip)
 
     visit(group, True)
 
@@ -335,11 +345,12 @@ def call(
     action: Callable[[StreamrunClient], Awaitable[_T]],
     *,
     guard: Guard | None = None,
+    give_up_after: float | None = None,
 ) -> _T:
     """Run ``action`` with a client made from the global options, closed afterwards."""
 
     async def main() -> _T:
-        async with rt.client(guard) as client:
+        async with rt.client(guard, give_up_after=give_up_after) as client:
             return await action(client)
 
     return rt.run(main)
