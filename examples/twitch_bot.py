@@ -1,13 +1,29 @@
 """A Twitch chat bot with ``!golive <overlay-url>`` and ``!stop``, on twitchio 3.
 
-    pip install twitchio
+    pip install 'streamrun-async[examples]'       # twitchio 3 (and discord.py)
     TWITCH_CLIENT_ID=... TWITCH_CLIENT_SECRET=... TWITCH_BOT_ID=... TWITCH_OWNER_ID=... \\
     STREAMRUN_API_KEY=... python examples/twitch_bot.py --configuration CFG
     ... python examples/twitch_bot.py --emulator                  # Streamrun emulated
 
-Authorise the bot account once as twitchio's quickstart shows (the bot then keeps its
-tokens). Without the TWITCH_* variables it acts out one ``!golive`` and one ``!stop`` in
-the terminal: ``python examples/twitch_bot.py --emulator``.
+The Streamrun address is ``--base-url`` or ``STREAMRUN_BASE_URL`` (default
+https://streamrun.com); the key is ``STREAMRUN_API_KEY``.
+
+First run (twitchio 3 reads chat through EventSub, with user tokens it keeps):
+
+1. Register an application at https://dev.twitch.tv/console with the OAuth redirect URL
+   ``http://localhost:4343/oauth/callback``; its client id and secret are TWITCH_CLIENT_ID
+   and TWITCH_CLIENT_SECRET. TWITCH_BOT_ID and TWITCH_OWNER_ID are the numeric user ids of
+   the bot account and of the broadcaster.
+2. Start the bot, then, logged in to Twitch as the BOT account, open
+   ``http://localhost:4343/oauth?scopes=user:read:chat%20user:write:chat%20user:bot``
+   (read and send chat, and appear as a bot).
+3. Logged in as the BROADCASTER, open ``http://localhost:4343/oauth?scopes=channel:bot``
+   (lets the bot into the channel; a bot that is a moderator there does not need it).
+4. Restart the bot: twitchio saved the tokens in ``.tio.tokens.json`` (keep that file
+   private) and loads them on every later run.
+
+Without the TWITCH_* variables it says what it needs and acts out one ``!golive`` and one
+``!stop`` in the terminal: ``python examples/twitch_bot.py --emulator``.
 
 Only the broadcaster, moderators and VIPs may use the commands: a launch costs money.
 Each channel's stream is an instance named after the channel, and the SDK's
@@ -18,7 +34,6 @@ live updates the overlay (``on_existing="update"``, as the Discord example and t
 The Streamrun part is plain async functions (``golive_reply``, ``stop_reply``); twitchio
 is imported only by ``build_bot``.
 """
-
 # No ``from __future__ import annotations`` here: twitchio reads the commands'
 # annotations at run time, and ``twitchio`` is imported inside build_bot only.
 
@@ -36,6 +51,15 @@ import streamrun_async as sr
 EMULATOR_OPTIONS: dict[str, Any] = {"boot_time": 2.0, "boot_jitter": 1.0}
 OVERLAY_ELEMENT = "htmloverlay-1"
 _TWITCH_VARIABLES = ("TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET", "TWITCH_BOT_ID", "TWITCH_OWNER_ID")
+BOT_SCOPES = ("user:read:chat", "user:write:chat", "user:bot")
+BROADCASTER_SCOPES = ("channel:bot",)
+FIRST_RUN = f"""\
+To serve Twitch chat, set {", ".join(_TWITCH_VARIABLES)}
+(your application at https://dev.twitch.tv/console, redirect URL
+http://localhost:4343/oauth/callback; the bot's and the broadcaster's user ids), start the
+bot, then authorise once (twitchio keeps the tokens in .tio.tokens.json):
+  as the bot account:   http://localhost:4343/oauth?scopes={"%20".join(BOT_SCOPES)}
+  as the broadcaster:   http://localhost:4343/oauth?scopes={"%20".join(BROADCASTER_SCOPES)}"""
 
 
 def instance_name(channel_id: str) -> str:
@@ -165,7 +189,9 @@ def build_bot(
     return GoLiveBot()
 
 
-async def run(emulator: bool, configuration_id: str | None, overlay_url: str) -> None:
+async def run(
+    emulator: bool, configuration_id: str | None, overlay_url: str, base_url: str | None = None
+) -> None:
     """Serve the bot (or act it out without Twitch credentials)."""
     async with contextlib.AsyncExitStack() as stack:
         if emulator:
@@ -178,9 +204,11 @@ async def run(emulator: bool, configuration_id: str | None, overlay_url: str) ->
         elif configuration_id is None:
             raise SystemExit("--configuration is required (streamrun configurations list)")
         else:
-            make_client = sr.StreamrunClient
+            # base_url None: the client reads STREAMRUN_BASE_URL, else the real API.
+            make_client = functools.partial(sr.StreamrunClient, base_url=base_url)
         credentials = {name: os.environ.get(name, "") for name in _TWITCH_VARIABLES}
         if not all(credentials.values()):
+            print(FIRST_RUN)
             print("TWITCH_* variables are not set: acting out !golive and !stop here instead")
             async with make_client() as client:
                 print(
@@ -207,9 +235,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--emulator", action="store_true", help="use a local emulator")
     parser.add_argument("--configuration", help="the configuration !golive launches")
     parser.add_argument("--overlay", default="https://example.com/overlay", help="for the act")
+    parser.add_argument(
+        "--base-url", help="the Streamrun API's address (default: STREAMRUN_BASE_URL)"
+    )
     args = parser.parse_args(argv)
+    if args.emulator and args.base_url:
+        parser.error("--emulator and --base-url are exclusive")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args.emulator, args.configuration, args.overlay))
+        asyncio.run(run(args.emulator, args.configuration, args.overlay, args.base_url))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-"""The examples' Streamrun functions, run against the emulator (no Discord, no Twitch)."""
+"""The examples against the emulator; the bots built with the real discord.py and twitchio
+(offline: no Discord or Twitch connection)."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -377,3 +379,110 @@ async def test_twitch_replies_stay_short_on_errors(
         "Could not stop the stream (NotFoundError)."
     )
     assert emu.state.count() == 0
+
+
+class _TwitchContext:
+    """What the bot's commands read of twitchio's Context: who speaks, where, and replies."""
+
+    def __init__(self, bot: object, *, channel_id: str, moderator: bool = False) -> None:
+        from twitchio.ext import commands
+
+        self.bot = bot
+        self.type = commands.ContextType.MESSAGE
+        self.broadcaster = SimpleNamespace(id=channel_id)
+        self.chatter = SimpleNamespace(moderator=moderator, vip=False, broadcaster=False)
+        self.replies: list[str] = []
+
+    async def reply(self, text: str) -> None:
+        self.replies.append(text)
+
+
+# twitchio's web adapter subclasses aiohttp's Application, which aiohttp discourages.
+@pytest.mark.filterwarnings("ignore:Inheritance class AiohttpAdapter:DeprecationWarning")
+async def test_twitch_bot_built_with_real_twitchio(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from twitchio import eventsub
+    from twitchio.ext import commands
+
+    monkeypatch.chdir(tmp_path)  # twitchio keeps its tokens file in the working directory
+    example = load("twitch_bot")
+    clients: list[sr.StreamrunClient] = []
+
+    def make_client() -> sr.StreamrunClient:
+        clients.append(emu.client(poll=FAST_POLL, retry=sr.RetryPolicy.for_testing()))
+        return clients[-1]
+
+    cfg = emu.configuration_ids[0]
+    bot = example.build_bot(
+        cfg, make_client, client_id="cid", client_secret="secret", bot_id="111", owner_id="222"
+    )
+    subscribed: list[object] = []
+
+    async def subscribe_offline(*, payload: object, **options: object) -> None:
+        subscribed.append(payload)  # stands in for the EventSub websocket: no network
+
+    monkeypatch.setattr(bot, "subscribe_websocket", subscribe_offline)
+    try:
+        assert isinstance(bot, commands.Bot)
+        # The setup twitchio runs after login: the client, the commands, the chat subscription.
+        await bot.setup_hook()
+        assert {"golive", "stop"} <= set(bot.commands)
+        (chat,) = subscribed
+        assert isinstance(chat, eventsub.ChatMessageSubscription)
+        assert (chat.broadcaster_user_id, chat.user_id) == ("222", "111")
+        golive, stop = bot.commands["golive"], bot.commands["stop"]
+        for command in (golive, stop):
+            # The role check: a viewer is refused, a moderator (or the broadcaster) passes.
+            assert command.guards
+            viewer = _TwitchContext(bot, channel_id="42")
+            with pytest.raises(commands.GuardFailure):
+                await command.run_guards(viewer)
+            await command.run_guards(_TwitchContext(bot, channel_id="42", moderator=True))
+        # The registered commands, driven against the emulator as twitchio would call them.
+        ctx = _TwitchContext(bot, channel_id="42", moderator=True)
+        await golive.callback(golive.component, ctx, OVERLAY)
+        assert ctx.replies == ["Starting the stream...", "We are live!"]
+        (inst,) = emu.state.instances
+        assert (inst.name, inst.state) == ("twitch-42", "RUNNING")
+        ctx.replies.clear()
+        await stop.callback(stop.component, ctx)
+        assert ctx.replies == ["Stream stopped."]
+        assert emu.state.count() == 0
+    finally:
+        await bot.close(save_tokens=False)
+    assert [client.closed for client in clients] == [True]
+    assert os.listdir(tmp_path) == []  # no tokens file written
+
+
+def test_twitch_without_tokens_says_what_its_first_run_needs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("TWITCH_CLIENT_ID", "TWITCH_CLIENT_SECRET", "TWITCH_BOT_ID"):
+        monkeypatch.delenv(variable, raising=False)
+    example = load("twitch_bot")
+    example.EMULATOR_OPTIONS = {"boot_time": 0.0}
+    example.main(["--emulator"])
+    out = capsys.readouterr().out
+    for needed in ("TWITCH_CLIENT_ID", "TWITCH_OWNER_ID", "localhost:4343/oauth/callback"):
+        assert needed in out
+    assert "as the bot account:   http://localhost:4343/oauth?scopes=user:read:chat%20" in out
+    for scope in ("user:read:chat", "user:write:chat", "user:bot", "channel:bot"):
+        assert scope in out
+        assert scope in example.__doc__
+
+
+async def test_twitch_takes_the_base_url_from_the_option_or_the_environment(
+    emu: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    example = load("twitch_bot")
+    monkeypatch.delenv("TWITCH_CLIENT_ID", raising=False)
+    monkeypatch.setenv("STREAMRUN_API_KEY", emu.api_key)
+    cfg = emu.configuration_ids[0]
+    monkeypatch.setenv("STREAMRUN_BASE_URL", "http://127.0.0.1:9")  # wrong: the option wins
+    await example.run(False, cfg, OVERLAY, emu.url)
+    assert "!stop -> Stream stopped." in capsys.readouterr().out
+    monkeypatch.setenv("STREAMRUN_BASE_URL", emu.url)
+    await example.run(False, cfg, OVERLAY)
+    assert "!stop -> Stream stopped." in capsys.readouterr().out
+    assert emu.stats.count(LAUNCH_ROUTE) == 2
