@@ -153,13 +153,20 @@ def test_left_behind_names_ids_states_and_lagging_lists() -> None:
     assert left_behind("cfg-1", sr.LaunchReport(), None) == ["nothing was launched"]
 
 
-def test_an_existing_name_with_other_overrides_is_kept_and_said(
+def test_an_existing_name_with_other_overrides_is_updated_not_relaunched(
     streamrun: Callable[..., Result], emu: EmulatorThread
 ) -> None:
+    # The CLI behaves as both bot examples: on_existing="update".
     cfg = emu.configs[0]
     ok(streamrun("launch", cfg, "--name", "k-1", "--override", "htmloverlay-1.url=https://a"))
     again = ok(
         streamrun("launch", cfg, "--name", "k-1", "--override", "htmloverlay-1.url=https://b")
     )
-    assert "kept as they are, with other overrides than asked: k-1" in again.stderr
-    assert emu.state.instances[0].overrides == {"htmloverlay-1": {"url": "https://a"}}
+    assert f"already in {cfg}, overrides updated: k-1" in again.stderr
+    assert len(emu.state.instances) == 1
+    assert emu.state.instances[0].overrides == {"htmloverlay-1": {"url": "https://b"}}
+    same = ok(
+        streamrun("launch", cfg, "--name", "k-1", "--override", "htmloverlay-1.url=https://b")
+    )
+    assert f"already in {cfg}, not launched again: k-1" in same.stderr
+    assert emu.sync(lambda: emu.emu.stats.count("PATCH /instances/{instanceId}/overrides")) == 1

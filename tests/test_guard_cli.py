@@ -139,3 +139,47 @@ async def test_reap_dry_run_says_what_it_would_stop_and_stops_nothing(tmp_path: 
         store = sr.SQLiteLeaseStore(path)
         assert len(await store.leases()) == 1
         await store.aclose()
+
+
+async def _streamrun(emu: Emulator, *args: str) -> tuple[int, bytes, bytes]:
+    env = {**os.environ, "STREAMRUN_API_KEY": emu.api_key, "STREAMRUN_BASE_URL": emu.url}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "streamrun_async.cli", *args),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out, err
+
+
+async def test_streamrun_launch_with_an_owner_writes_its_lease_before_launching(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "leases.sqlite3"
+    async with Emulator(boot_time=0.1, configurations=1) as emu:
+        cfg = emu.configuration_ids[0]
+        code, _, err = await _streamrun(
+            emu, "launch", cfg, "--name", "cam-1", "--owner", "studio-a", "--ttl", "2h",
+            "--store", str(path), "--json",
+        )  # fmt: skip
+        assert code == 0, err
+        [found] = await asyncio.to_thread(read, path)  # read() runs a loop of its own
+        assert (found.owner, found.name, found.configuration_id) == ("studio-a", "cam-1", cfg)
+        assert found.expires_at is not None
+        assert 7190 < found.expires_at - found.created_at <= 7200
+        assert found.instance_id == emu.state.instances[0].id
+        assert emu.state.count() == 1
+
+
+async def test_streamrun_launch_ttl_needs_an_owner_and_sends_nothing(tmp_path: Path) -> None:
+    async with Emulator(boot_time=0.1, configurations=1) as emu:
+        code, out, err = await _streamrun(
+            emu, "launch", emu.configuration_ids[0], "--name", "cam-1", "--ttl", "2h"
+        )
+        assert code == 2
+        assert b"--ttl needs --owner" in err
+        assert out == b""
+        assert emu.stats.total == 0

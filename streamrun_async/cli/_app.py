@@ -35,7 +35,7 @@ from streamrun_async import (
 from ._demo import demo
 from ._emulator import emulator
 from ._fleet_cmd import apply, diff
-from ._guard import leases, reap
+from ._guard import leases, open_store, parse_duration, reap, store_option
 from ._leftovers import left_behind
 from ._live import watch
 from ._probe import probe
@@ -371,6 +371,17 @@ def _launch_json(configuration_id: str, report: LaunchReport) -> dict[str, Any]:
     metavar="S",
     help="Seconds --wait waits in all.",
 )
+@click.option(
+    "--owner",
+    metavar="OWNER",
+    help="Launch through a guard of OWNER: a lease is written before the launch is sent.",
+)
+@click.option(
+    "--ttl",
+    metavar="DURATION",
+    help="With --owner: the lease's deadline (90s, 30m, 4h); `streamrun reap` stops it then.",
+)
+@store_option
 @click.pass_obj
 def launch(
     rt: Runtime,
@@ -383,21 +394,30 @@ def launch(
     destinations: tuple[str, ...],
     wait: bool,
     timeout: float,
+    owner: str | None,
+    ttl: str | None,
+    store_location: str | None,
 ) -> None:
     """Launch instances of CONFIG, each exactly once even if an answer is lost.
 
     \b
-    Names make a launch idempotent: a name already in CONFIG is not launched again.
+    Names make a launch idempotent: a name already in CONFIG is not launched again;
+    one already there with other overrides gets the new ones (as the bot examples do).
     Without --name, the names are PREFIX-1..PREFIX-N (default cli-1), so running
     `streamrun launch CFG --count 3` twice leaves three instances, not six.
+    \b
+    streamrun launch CFG --name cam-1 --owner studio-a --ttl 4h   # reaped after 4 hours
     """
+    if ttl is not None and owner is None:
+        raise click.UsageError("--ttl needs --owner: a lease belongs to an owner")
+    ttl_seconds = None if ttl is None else parse_duration(ttl)
     overrides = overrides_from(override_items, override_json_items)
     if destinations:
         overrides = merge_overrides(
             overrides, {"outputstream-1": {"destinations": list(destinations)}}
         )
     settings = [
-        InstanceSettings(name=name, overrides=overrides)
+        InstanceSettings(name=name, overrides=overrides, ttl=ttl_seconds)
         for name in launch_names(names, count, prefix)
     ]
     report = LaunchReport()
@@ -429,6 +449,7 @@ def launch(
                 timeout=timeout,
                 report=report,
                 on_progress=progress,
+                on_existing="update",
             )
         if report.wait_error is None:
             return None
@@ -438,7 +459,12 @@ def launch(
         except StreamrunError:
             return None
 
-    listed = call(rt, main)
+    guard = None
+    if owner is not None:
+        from streamrun_async import Guard
+
+        guard = Guard(owner=owner, store=open_store(store_location))
+    listed = call(rt, main, guard=guard)
     _print_launch(rt, configuration_id, report, wait, timeout, listed)
 
 
@@ -475,9 +501,12 @@ def _print_launch(
             )
             for request_id in requests:
                 rt.note(f"follow it with: streamrun requests wait {request_id}")
-    existing = [item.name for item in report.launched.values() if item.existing]
+    updated = report.updated
+    existing = [i.name for i in report.launched.values() if i.existing and i.name not in updated]
     if existing:
         rt.note(f"already in {configuration_id}, not launched again: {', '.join(existing)}")
+    if updated:
+        rt.note(f"already in {configuration_id}, overrides updated: {', '.join(updated)}")
     differ = report.kept_with_different_overrides
     if differ:
         rt.note(

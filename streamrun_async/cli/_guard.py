@@ -36,7 +36,7 @@ _T = TypeVar("_T")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
-_store_option = click.option(
+store_option = click.option(
     "--store",
     "store_location",
     envvar="STREAMRUN_LEASE_STORE",
@@ -58,7 +58,8 @@ def parse_duration(text: str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2) or "s"]
 
 
-def _open_store(location: str | None) -> LeaseStore:
+def open_store(location: str | None) -> LeaseStore:
+    """The lease store at ``location``: a redis:// URL, an SQLite path, or the default file."""
     if location and location.startswith(("redis://", "rediss://", "unix://")):
         return RedisLeaseStore(location)
     return SQLiteLeaseStore(location or None)
@@ -68,7 +69,7 @@ def _with_store(
     rt: Runtime, location: str | None, action: Callable[[LeaseStore], Awaitable[_T]]
 ) -> _T:
     async def main() -> _T:
-        store = _open_store(location)
+        store = open_store(location)
         try:
             return await action(store)
         finally:
@@ -134,7 +135,7 @@ def leases() -> None:
 
 
 @leases.command("list")
-@_store_option
+@store_option
 @_owner_option
 @json_option
 @click.pass_obj
@@ -153,7 +154,7 @@ def leases_list(rt: Runtime, store_location: str | None, owner: str | None) -> N
 @click.option(
     "--by", "by", required=True, metavar="DURATION", help="How much later: 90s, 10m, 2h, 1d."
 )
-@_store_option
+@store_option
 @_owner_option
 @json_option
 @click.pass_obj
@@ -172,7 +173,7 @@ def leases_extend(
 
 @leases.command("release")
 @click.argument("name_or_id")
-@_store_option
+@store_option
 @_owner_option
 @json_option
 @click.pass_obj
@@ -212,7 +213,7 @@ def _report_table(report: ReapReport) -> Rows:
 
 
 @click.command(short_help="Stop what expired leases hold (for cron).")
-@_store_option
+@store_option
 @_owner_option
 @click.option("--dry-run", is_flag=True, help="Say what would be stopped; stop nothing.")
 @json_option
@@ -224,7 +225,7 @@ def reap(rt: Runtime, store_location: str | None, owner: str | None, dry_run: bo
     events: list[Any] = []
 
     async def main() -> ReapReport:
-        store = _open_store(store_location)
+        store = open_store(store_location)
         try:
             checked = await _checked_owner(store, owner)
             async with rt.client() as client:
