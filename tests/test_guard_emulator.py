@@ -187,7 +187,9 @@ async def test_while_something_is_watched_the_reaper_lists_only_to_confirm(h: Ha
                     await asyncio.sleep(0.01)
             consumer.cancel()
         assert [s.at for s in h.emu.state.stopped] == [30.0]
-        assert guard.stats.lists - lists_before == 1  # the confirming list, nothing else
+        # At most the confirming list: a poller snapshot taken after the stop may confirm it
+        # first, and then the reaper lists nothing at all (timing decides which).
+        assert guard.stats.lists - lists_before <= 1
 
 
 async def test_a_new_guarded_client_of_the_owner_sweeps_what_an_earlier_run_left(
