@@ -15,7 +15,7 @@ import aiohttp
 from ._events import Emitter, Hook
 from ._exceptions import InvalidArgumentError, InvalidArgumentTypeError, MissingAPIKeyError
 from ._http import API_PREFIX, Transport, check_base_url, path_segment
-from ._models import Instance, InstanceRequest
+from ._models import Instance, InstanceRequest, check_timeout
 from ._resources import Configurations, Destinations, InstanceRequests, Instances
 from ._retry import RetryPolicy
 from .watch import GetRequest, ListInstances, Poller, PollPolicy
@@ -107,16 +107,7 @@ def _check_max_connections(value: int | None, session: aiohttp.ClientSession | N
 
 def _check_launch_timeout(timeout: float | timedelta | None) -> float | None:
     # None is no deadline at all for launch_many, not a default one.
-    return None if timeout is None else _check_timeout(timeout)
-
-
-def _check_timeout(timeout: float | timedelta) -> float:
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise InvalidArgumentTypeError(f"timeout must be seconds or a timedelta, got {timeout!r}")
-    if not seconds > 0:
-        raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
-    return float(seconds)
+    return None if timeout is None else check_timeout(timeout)
 
 
 class StreamrunClient:
@@ -179,7 +170,7 @@ class StreamrunClient:
             base_url=_base_url(base_url, allow_insecure),
             session=session,
             retry=retry or RetryPolicy(),
-            timeout=_check_timeout(timeout),
+            timeout=check_timeout(timeout),
             max_response_bytes=max_response_bytes,
             user_agent=f"streamrun-async/{_version()}",
             events=self._events,
@@ -238,7 +229,7 @@ class StreamrunClient:
         """
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgumentTypeError("retry must be a RetryPolicy")
-        seconds = None if timeout is None else _check_timeout(timeout)
+        seconds = None if timeout is None else check_timeout(timeout)
         root = self._root
         view = copy.copy(self)
         # Namespaces are bound to a transport: the view builds its own, on first use.

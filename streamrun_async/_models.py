@@ -34,6 +34,7 @@ __all__ = [
     "Outputs",
     "Overrides",
     "check_overrides",
+    "check_timeout",
     "check_ttl",
     "is_stream_key_field",
     "secret_values",
@@ -342,6 +343,16 @@ def _check_name(_: object, __: attrs.Attribute[str], value: object) -> None:
         raise InvalidArgumentTypeError(f"an instance name must be a str, got {value!r}")
     if not value.strip():
         raise InvalidArgumentError("an instance name must not be empty")
+
+
+def check_timeout(timeout: float | timedelta) -> float:
+    """Seconds of a timeout (a wait's or a request's); refused unless positive."""
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise InvalidArgumentTypeError(f"timeout must be seconds or a timedelta, got {timeout!r}")
+    if not seconds > 0:
+        raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
+    return float(seconds)
 
 
 def check_ttl(ttl: object, what: str = "ttl") -> float | None:

@@ -8,22 +8,11 @@ from collections.abc import Collection, Coroutine
 from datetime import timedelta
 from typing import Any
 
-from .._exceptions import InvalidArgumentError, InvalidArgumentTypeError
-from .._models import Instance, InstanceRequest, InstanceState
+from .._models import Instance, InstanceRequest, InstanceState, check_timeout
 from ._poller import Poller
 from ._subscriptions import Acceptor, InstanceWaiter, RequestWaiter, acceptor, check_states
 
-__all__ = ["check_timeout", "wait_for_instance", "wait_for_request"]
-
-
-def check_timeout(timeout: float | timedelta) -> float:
-    """Seconds of a wait's timeout; refused unless positive."""
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise InvalidArgumentTypeError(f"timeout must be seconds or a timedelta, got {timeout!r}")
-    if not seconds > 0:
-        raise InvalidArgumentError(f"timeout must be positive, got {timeout!r}")
-    return float(seconds)
+__all__ = ["wait_for_instance", "wait_for_request"]
 
 
 def wait_for_instance(
