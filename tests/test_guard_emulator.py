@@ -47,6 +47,18 @@ class Harness:
         self.emu = emu
         self.make_store = make_store
         self.events: list[Any] = []
+        self._arrived = asyncio.Event()
+
+    def _collect(self, event: Any) -> None:
+        self.events.append(event)
+        self._arrived.set()
+
+    async def until(self, kind: type, count: int = 1) -> list[Any]:
+        """Wait (no polling: woken by each event the hooks get) for ``count`` events of a kind."""
+        while len(self.of(kind)) < count:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self.of(kind)
 
     def clock(self) -> float:
         return T0 + self.emu.now()
@@ -59,7 +71,7 @@ class Harness:
         return self.emu.client(
             guard=guard if guard is not None else self.guard(),
             retry=sr.RetryPolicy.for_testing(),
-            hooks=[self.events.append],
+            hooks=[self._collect],
             **kwargs,
         )
 
@@ -156,8 +168,8 @@ async def test_the_loop_reaps_on_its_own_with_one_list_per_round(h: Harness) -> 
         await client.configurations.launch(h.cfg, cam(), ttl=30)
         await h.emu.advance(30)
         async with asyncio.timeout(5):
-            while h.emu.state.count():
-                await asyncio.sleep(0.01)
+            await h.until(sr.LeaseReaped)
+        assert h.emu.state.count() == 0
         assert [s.at for s in h.emu.state.stopped] == [30.0]
         # Each round lists once; only a round that stopped something lists again, to confirm.
         assert guard.stats.lists <= guard.stats.rounds + 1
@@ -183,8 +195,8 @@ async def test_while_something_is_watched_the_reaper_lists_only_to_confirm(h: Ha
             await asyncio.sleep(0.05)
             await h.emu.advance(30)
             async with asyncio.timeout(5):
-                while h.emu.state.count():
-                    await asyncio.sleep(0.01)
+                await h.until(sr.LeaseReaped)
+            assert h.emu.state.count() == 0
             consumer.cancel()
         assert [s.at for s in h.emu.state.stopped] == [30.0]
         # At most the confirming list: a poller snapshot taken after the stop may confirm it
@@ -565,8 +577,8 @@ async def test_a_list_of_another_configuration_never_ends_a_lease(h: Harness) ->
             assert {lease.name for lease in await client.leases.list()} == {"cam-1", "watched"}
             await h.emu.advance(30)
             async with asyncio.timeout(5):
-                while h.emu.state.count(configuration_id=h.cfg):
-                    await asyncio.sleep(0.01)
+                await h.until(sr.LeaseReaped)
+            assert h.emu.state.count(configuration_id=h.cfg) == 0
             consumer.cancel()
         assert h.emu.state.count(configuration_id=other) == 1
         assert h.of(sr.LeaseEnded) == []
