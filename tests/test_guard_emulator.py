@@ -92,6 +92,30 @@ def h(emu: Emulator, make_store: Callable[[], sr.LeaseStore]) -> Harness:
     return Harness(emu, make_store)
 
 
+async def until_rounds(guard: sr.Guard, count: int) -> None:
+    """Wait until the guard's loop has run ``count`` rounds, woken by each round's end.
+
+    A round ends by re-reading the owner's leases from the store; wrapping that read lets the
+    test wait on an event (the loop's own sleep is real time, so no clock can be advanced).
+    """
+    ended = asyncio.Event()
+    read = guard.store.leases
+
+    async def leases(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await read(*args, **kwargs)
+        finally:
+            ended.set()
+
+    guard.store.leases = leases  # type: ignore[method-assign]
+    try:
+        while guard.stats.rounds < count:
+            ended.clear()
+            await ended.wait()
+    finally:
+        del guard.store.leases
+
+
 def cam(name: str = "cam-1", **kwargs: Any) -> list[sr.InstanceSettings]:
     return [sr.InstanceSettings(name=name, **kwargs)]
 
@@ -179,8 +203,7 @@ async def test_no_leases_no_list_calls(h: Harness) -> None:
     guard = h.guard(reap_interval=0.01)
     async with h.client(guard):
         async with asyncio.timeout(5):
-            while guard.stats.rounds < 5:
-                await asyncio.sleep(0.01)
+            await until_rounds(guard, 5)
     assert h.emu.stats.count("GET /instances") == 0
 
 
@@ -571,8 +594,7 @@ async def test_a_list_of_another_configuration_never_ends_a_lease(h: Harness) ->
         async with client.instances.watch([other]) as watch:
             consumer = asyncio.create_task(anext(watch))
             async with asyncio.timeout(5):
-                while guard.stats.rounds < 5:
-                    await asyncio.sleep(0.01)
+                await until_rounds(guard, 5)
             # The poller lists only the watched configuration: cfg's lease is not "gone".
             assert {lease.name for lease in await client.leases.list()} == {"cam-1", "watched"}
             await h.emu.advance(30)
